@@ -1,0 +1,213 @@
+"""Token embeddings with a tied output projection, and learned or sinusoidal positions."""
+import math
+
+import keras
+from keras import ops
+
+MERGE_MODES = ("add", "mul", "zero", "concat")
+
+
+@keras.saving.register_keras_serializable(package="bert4keras_ext")
+class Embedding(keras.layers.Embedding):
+    """`keras.layers.Embedding` that can also act as the tied output projection.
+
+    `layer(token_ids)` looks embeddings up; `layer(hidden, mode='dense')` multiplies hidden
+    states by the transposed embedding matrix, giving one logit per vocabulary entry, as BERT's
+    MLM head does with its input embeddings.
+
+    Example:
+    ```python
+    embedding = Embedding(input_dim=100, output_dim=16)
+    hidden = embedding(np.array([[5, 7, 9]]))   # (1, 3, 16)
+    logits = embedding(hidden, mode="dense")     # (1, 3, 100)
+    ```
+    """
+
+    def call(self, inputs, mode="embedding"):
+        if mode == "embedding":
+            return super().call(inputs)
+        if mode == "dense":
+            return ops.matmul(inputs, ops.transpose(ops.cast(self.embeddings, inputs.dtype)))
+        raise ValueError(f"`mode` must be 'embedding' or 'dense'; received {mode!r}.")
+
+    def compute_mask(self, inputs, mask=None):
+        # Float inputs mean dense mode: the output is logits, keep the incoming mask.
+        if "float" in str(inputs.dtype):
+            return mask
+        return super().compute_mask(inputs, mask)
+
+    def compute_output_shape(self, input_shape, mode="embedding"):
+        if mode == "dense":
+            return (*tuple(input_shape)[:-1], self.input_dim)
+        return super().compute_output_shape(input_shape)
+
+    def compute_output_spec(self, inputs, mode="embedding"):
+        if mode == "dense":
+            return keras.KerasTensor(
+                self.compute_output_shape(inputs.shape, mode), dtype=self.compute_dtype
+            )
+        return super().compute_output_spec(inputs)
+
+
+def merge_positions(inputs, embeddings, merge_mode):
+    """Combines `inputs` [batch, length, dim] with position `embeddings` [batch|1, length, d]."""
+    embeddings = ops.cast(embeddings, inputs.dtype)
+    if merge_mode == "add":
+        return inputs + embeddings
+    if merge_mode == "mul":
+        return inputs * (embeddings + 1.0)
+    batch = ops.shape(inputs)[0]
+    embeddings = ops.broadcast_to(
+        embeddings, (batch, ops.shape(embeddings)[1], ops.shape(embeddings)[2])
+    )
+    if merge_mode == "zero":
+        return embeddings
+    return ops.concatenate([inputs, embeddings], axis=-1)
+
+
+class _PositionEmbeddingBase(keras.layers.Layer):
+    """What learned and sinusoidal position embeddings share: position ids and merging.
+
+    With `custom_position_ids=True` the layer is called on `[inputs, position_ids]`, e.g. to
+    embed one new token at its true position while decoding; otherwise positions are
+    `0..length-1`.
+    """
+
+    def __init__(self, output_dim, merge_mode="add", custom_position_ids=False, **kwargs):
+        super().__init__(**kwargs)
+        if merge_mode not in MERGE_MODES:
+            raise ValueError(
+                f"`merge_mode` must be one of {MERGE_MODES}; received {merge_mode!r}."
+            )
+        self.output_dim = output_dim
+        self.merge_mode = merge_mode
+        self.custom_position_ids = custom_position_ids
+        self.supports_masking = True
+
+    def _split(self, inputs):
+        if self.custom_position_ids:
+            inputs, position_ids = inputs
+            return inputs, ops.cast(position_ids, "int32")
+        return inputs, ops.arange(ops.shape(inputs)[1], dtype="int32")[None]
+
+    def _input_shape(self, input_shape):
+        return tuple(input_shape[0]) if self.custom_position_ids else tuple(input_shape)
+
+    def compute_mask(self, inputs, mask=None):
+        return mask[0] if self.custom_position_ids and mask is not None else mask
+
+    def compute_output_shape(self, input_shape):
+        shape = self._input_shape(input_shape)
+        if self.merge_mode == "zero":
+            return (*shape[:-1], self.output_dim)
+        if self.merge_mode == "concat":
+            return (*shape[:-1], shape[-1] + self.output_dim)
+        return shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "output_dim": self.output_dim,
+                "merge_mode": self.merge_mode,
+                "custom_position_ids": self.custom_position_ids,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="bert4keras_ext")
+class PositionEmbedding(_PositionEmbeddingBase):
+    """Learned absolute position embeddings for up to `input_dim` positions.
+
+    Example:
+    ```python
+    x = keras.random.normal((2, 10, 16))
+    y = PositionEmbedding(input_dim=512, output_dim=16)(x)  # x + embeddings[:10]
+    ```
+
+    Args:
+        input_dim: the number of positions (maximum sequence length).
+        output_dim: size of each position's embedding.
+        merge_mode: 'add', 'mul' (x * (1 + p)), 'zero' (p alone) or 'concat'.
+        custom_position_ids: call on `[inputs, position_ids]` instead of using `0..length-1`.
+        embeddings_initializer: initializer of the table (BERT: truncated normal, stddev 0.02).
+    """
+
+    def __init__(
+        self,
+        input_dim,
+        output_dim,
+        merge_mode="add",
+        custom_position_ids=False,
+        embeddings_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(output_dim, merge_mode, custom_position_ids, **kwargs)
+        self.input_dim = input_dim
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+
+    def build(self, input_shape):
+        length = self._input_shape(input_shape)[1]
+        if length is not None and not self.custom_position_ids and length > self.input_dim:
+            raise ValueError(
+                f"Sequence length {length} exceeds the {self.input_dim} positions of this "
+                f"PositionEmbedding (`input_dim`); received input shape {input_shape}."
+            )
+        self.embeddings = self.add_weight(
+            name="embeddings",
+            shape=(self.input_dim, self.output_dim),
+            initializer=self.embeddings_initializer,
+        )
+
+    def call(self, inputs):
+        inputs, position_ids = self._split(inputs)
+        return merge_positions(
+            inputs, ops.take(self.embeddings, position_ids, axis=0), self.merge_mode
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "input_dim": self.input_dim,
+                "embeddings_initializer": keras.initializers.serialize(
+                    self.embeddings_initializer
+                ),
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="bert4keras_ext")
+class SinusoidalPositionEmbedding(_PositionEmbeddingBase):
+    """Fixed sinusoidal position encoding (SPEC S1), interleaved per frequency.
+
+    `p[k, 2i] = sin(k * theta_i)` and `p[k, 2i + 1] = cos(k * theta_i)` with
+    `theta_i = 10000^(-2i / output_dim)`, so `<p_m, p_n> = sum_i cos((m - n) theta_i)` depends
+    only on `m - n`. No weights; any length works.
+
+    Example:
+    ```python
+    x = keras.random.normal((2, 10, 16))
+    y = SinusoidalPositionEmbedding(output_dim=16)(x)
+    ```
+    """
+
+    def __init__(self, output_dim, merge_mode="add", custom_position_ids=False, **kwargs):
+        if not isinstance(output_dim, int) or output_dim < 2 or output_dim % 2:
+            raise ValueError(
+                f"`output_dim` must be a positive even integer; received {output_dim!r}."
+            )
+        super().__init__(output_dim, merge_mode, custom_position_ids, **kwargs)
+
+    def call(self, inputs):
+        inputs, position_ids = self._split(inputs)
+        frequencies = ops.exp(
+            ops.arange(self.output_dim // 2, dtype="float32")
+            * (-2.0 * math.log(10000.0) / self.output_dim)
+        )
+        angles = ops.cast(position_ids, "float32")[..., None] * frequencies
+        pairs = ops.stack([ops.sin(angles), ops.cos(angles)], axis=-1)
+        embeddings = ops.reshape(pairs, (*ops.shape(angles)[:-1], self.output_dim))
+        return merge_positions(inputs, embeddings, self.merge_mode)

@@ -1,0 +1,74 @@
+"""The position-wise feed-forward block of a Transformer."""
+import keras
+
+
+@keras.saving.register_keras_serializable(package="bert4keras_ext")
+class FeedForward(keras.layers.Layer):
+    """`Dense(units, activation)` then `Dense(input features)`, applied at every position.
+
+    `activation='gelu'` is the exact erf form that BERT checkpoints were trained with.
+
+    Example:
+    ```python
+    y = FeedForward(units=256)(keras.random.normal((2, 10, 64)))  # (2, 10, 64)
+    ```
+
+    Args:
+        units: size of the intermediate layer.
+        activation: activation of the intermediate layer (name or callable).
+        use_bias: whether both Dense layers have biases.
+        kernel_initializer: initializer of both kernels.
+    """
+
+    def __init__(
+        self, units, activation="gelu", use_bias=True, kernel_initializer="glorot_uniform", **kwargs
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(units, int) or units < 1:
+            raise ValueError(f"`units` must be a positive integer; received {units!r}.")
+        self.units = units
+        self.activation = keras.activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.supports_masking = True
+        self.intermediate_dense = keras.layers.Dense(
+            units,
+            activation=self.activation,
+            use_bias=use_bias,
+            kernel_initializer=self.kernel_initializer,
+            dtype=self.dtype_policy,
+            name="intermediate_dense",
+        )
+        self.output_dense = None
+
+    def build(self, input_shape):
+        input_shape = tuple(input_shape)
+        if input_shape[-1] is None:
+            raise ValueError(f"The last axis of the input must be known; received {input_shape}.")
+        self.intermediate_dense.build(input_shape)
+        self.output_dense = keras.layers.Dense(
+            input_shape[-1],
+            use_bias=self.use_bias,
+            kernel_initializer=self.kernel_initializer,
+            dtype=self.dtype_policy,
+            name="output_dense",
+        )
+        self.output_dense.build((*input_shape[:-1], self.units))
+
+    def call(self, inputs):
+        return self.output_dense(self.intermediate_dense(inputs))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "units": self.units,
+                "activation": keras.activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            }
+        )
+        return config

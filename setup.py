@@ -1,0 +1,35 @@
+"""Installs bert4keras_ext; pick TensorFlow through an extra (see README)."""
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(
+    r'__version__ = "([^"]+)"', (HERE / "bert4keras_ext" / "__init__.py").read_text()
+).group(1)
+
+setup(
+    name="bert4keras_ext",
+    version=VERSION,
+    description="bert4keras for Keras 3: Transformer layers, optimizers and training tools",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["bert4keras_ext", "bert4keras_ext.*"]),
+    install_requires=["keras>=3.5", "numpy", "h5py"],
+    extras_require={
+        "cpu": ["tensorflow-cpu>=2.16"],
+        "gpu": ["tensorflow[and-cuda]>=2.16"],
+        # The last tensorflow-tpu release on PyPI is 2.20.
+        "tpu": ["tensorflow-tpu>=2.16,<=2.20"],
+        "test": ["pytest>=7"],
+        # Baselines for benchmarks/train_step.py only; never needed by the package.
+        "bench": ["keras-hub>=0.20"],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

@@ -1,0 +1,56 @@
+"""Shared test set-up: two logical CPU devices, a tiny BERT config and a `.keras` round trip."""
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+# Distribution tests stand in for two GPUs with two logical CPU devices. This must run before
+# TensorFlow initializes its devices, hence at import time of the conftest.
+_cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+TINY_CONFIG = {
+    "vocab_size": 50,
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 64,
+    "max_position_embeddings": 64,
+    "hidden_dropout_prob": 0.0,
+    "attention_probs_dropout_prob": 0.0,
+}
+
+
+@pytest.fixture
+def tiny_config():
+    return dict(TINY_CONFIG)
+
+
+@pytest.fixture(autouse=True)
+def _reset_keras_state():
+    """Each test starts with the float32 policy and fresh layer names."""
+    keras.config.set_dtype_policy("float32")
+    keras.utils.clear_session()
+    yield
+    keras.config.set_dtype_policy("float32")
+
+
+def as_list(value):
+    return value if isinstance(value, (list, tuple)) else [value]
+
+
+def assert_keras_round_trip(model, inputs, tmp_path, atol=0.0):
+    """Saves `model` to `.keras`, reloads it and checks the outputs on `inputs` are identical."""
+    path = os.path.join(tmp_path, "model.keras")
+    model.save(path)
+    restored = keras.models.load_model(path)
+    for expected, actual in zip(as_list(model(inputs)), as_list(restored(inputs))):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(actual), keras.ops.convert_to_numpy(expected), atol=atol
+        )
+    return restored
+
