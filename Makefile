@@ -16,7 +16,7 @@ $(STAMP): $(BIN)/python setup.py
 	touch $(STAMP)
 
 demo: $(STAMP)
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python examples/demo_unilm_copy.py
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python examples/basic_unilm_reverse_digits.py
 
 test: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q tests

@@ -39,11 +39,13 @@ class Seq2SeqCrossEntropy(keras.losses.Loss):
         self.ignore_id = ignore_id
 
     def call(self, y_true, y_pred):
+        # Shift the labels left rather than slicing the (large) predictions: position i is
+        # scored against token i + 1, and the last position against nothing.
         labels = ops.cast(y_true, "int32")[:, 1:]
-        predictions = ops.cast(y_pred, "float32")[:, :-1]
+        labels = ops.pad(labels, [(0, 0), (0, 1)], constant_values=self.ignore_id)
         weights = ops.cast(ops.not_equal(labels, self.ignore_id), "float32")
         losses = ops.sparse_categorical_crossentropy(
-            labels, predictions, from_logits=self.from_logits
+            labels, ops.cast(y_pred, "float32"), from_logits=self.from_logits
         )
         # Per-token values, rescaled so that Keras's mean over all entries (which it then
         # divides by the number of replicas under tf.distribute) is the mean over scored tokens.

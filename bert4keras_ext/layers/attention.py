@@ -111,7 +111,7 @@ class MultiHeadAttention(keras.layers.Layer):
         if (
             not isinstance(input_shape, (list, tuple))
             or len(input_shape) != 3
-            or not all(isinstance(shape, (list, tuple)) for shape in input_shape)
+            or any(shape is None or isinstance(shape, int) for shape in input_shape)
         ):
             raise ValueError(
                 "MultiHeadAttention is called on a list `[q, k, v]` of three tensors; "
@@ -215,7 +215,7 @@ class MultiHeadAttention(keras.layers.Layer):
         if visible is not None:
             logits = ops.where(visible, logits, -1e9)
         probs = ops.softmax(logits, axis=-1)
-        if visible is not None:
+        if visible is not None and self.return_attention_scores:
             probs = probs * ops.cast(ops.any(visible, axis=-1, keepdims=True), probs.dtype)
         dropped = self.dropout(probs, training=training)
         output = ops.einsum("bhqk,bkhd->bqhd", ops.cast(dropped, vw.dtype), vw)

@@ -1,12 +1,15 @@
 """The position-wise feed-forward block of a Transformer."""
 import keras
 
+from bert4keras_ext import activations
+
 
 @keras.saving.register_keras_serializable(package="bert4keras_ext")
 class FeedForward(keras.layers.Layer):
     """`Dense(units, activation)` then `Dense(input features)`, applied at every position.
 
-    `activation='gelu'` is the exact erf form that BERT checkpoints were trained with.
+    `activation='gelu'` is the exact erf form that BERT checkpoints were trained with;
+    'gelu_tanh' and 'gelu_sigmoid' name its approximations (`bert4keras_ext.activations`).
 
     Example:
     ```python
@@ -27,7 +30,7 @@ class FeedForward(keras.layers.Layer):
         if not isinstance(units, int) or units < 1:
             raise ValueError(f"`units` must be a positive integer; received {units!r}.")
         self.units = units
-        self.activation = keras.activations.get(activation)
+        self.activation = activations.get(activation)
         self.use_bias = use_bias
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.supports_masking = True

@@ -96,8 +96,10 @@ class LayerNormalization(keras.layers.Layer):
             self.beta_dense = zero_projection("beta_dense")
 
     def _split_shapes(self, input_shape):
-        if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 2 or not all(
-            isinstance(shape, (list, tuple)) for shape in input_shape
+        if (
+            not isinstance(input_shape, (list, tuple))
+            or len(input_shape) != 2
+            or any(shape is None or isinstance(shape, int) for shape in input_shape)
         ):
             raise ValueError(
                 "A conditional LayerNormalization is called on `[x, cond]`; received input "

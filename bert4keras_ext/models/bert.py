@@ -8,7 +8,7 @@ import os
 
 import keras
 
-from bert4keras_ext import masks
+from bert4keras_ext import activations, masks
 from bert4keras_ext.layers import (
     AttentionMask,
     BiasAdd,
@@ -193,7 +193,8 @@ def build_transformer_model(
         outputs.append(pooled)
     if with_mlm:
         y = keras.layers.Dense(
-            embedding_size, activation=config["hidden_act"], kernel_initializer=initializer,
+            embedding_size, activation=activations.get(config["hidden_act"]),
+            kernel_initializer=initializer,
             name="MLM-Dense",
         )(x)
         y = layer_norm(y, "MLM-Norm")

@@ -1,0 +1,36 @@
+"""GELU and its elementary approximations (SPEC S4), selectable by name.
+
+`gelu_erf` is the exact `x * Phi(x)` of the original BERT; `gelu_tanh` is the cubic-tanh form
+(`0.044715`) used by GPT-2 and keras-hub's BERT; `gelu_sigmoid` is `x * sigmoid(1.702 x)`.
+`get(name)` resolves these names (and 'gelu', which means `gelu_erf`) before Keras's own.
+"""
+import math
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="bert4keras_ext")
+def gelu_erf(x):
+    return 0.5 * x * (1.0 + ops.erf(x / math.sqrt(2.0)))
+
+
+@keras.saving.register_keras_serializable(package="bert4keras_ext")
+def gelu_tanh(x):
+    return 0.5 * x * (1.0 + ops.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+
+
+@keras.saving.register_keras_serializable(package="bert4keras_ext")
+def gelu_sigmoid(x):
+    return x * ops.sigmoid(1.702 * x)
+
+
+NAMED = {"gelu": gelu_erf, "gelu_erf": gelu_erf, "gelu_tanh": gelu_tanh,
+         "gelu_sigmoid": gelu_sigmoid}
+
+
+def get(identifier):
+    """An activation function from a name of ours, a Keras name, a config or a callable."""
+    if isinstance(identifier, str) and identifier in NAMED:
+        return NAMED[identifier]
+    return keras.activations.get(identifier)
