@@ -1,0 +1,141 @@
+"""The update pipeline every optimizer of this package runs, and that `extend_with_*` adds.
+
+Under `tf.distribute` only `update_step` sees gradients that are already all-reduced, so all
+logic lives there or in code it calls (KERAS3_NOTES.md). One update step is:
+
+1. a gradient that is not finite is counted in `nonfinite_gradients` and nothing of that step
+   is written for that variable (reported by `callbacks.NonFiniteGradientCheck`); under
+   buffered accumulation it adds nothing to the buffer, and the cycle's update uses the rest;
+2. `_accumulate` may replace the gradient (buffered accumulation gives the cycle's mean and
+   runs the rule only on the cycle's last micro-step);
+3. the optimizer's rule, `update_rule`, runs; for a Keras optimizer that is its `update_step`;
+4. on real updates only, `_decay` and `_adapt` may change the new parameter value (weight
+   decay, layer adaptation), and `_after_update` may record it (EMA).
+
+Conditional writes go through `_when(condition, update)`: on TensorFlow a `keras.ops.cond`, so
+skipped work costs nothing; on other backends (JAX traces `cond` branches without side effects)
+every write inside is blended with the old value by `keras.ops.where`. Either way the graph
+has no Python branching on tensor values. `iterations` counts real updates, and learning-rate
+schedules receive it.
+"""
+import re
+
+import keras
+from keras import ops
+from keras.optimizers.schedules import LearningRateSchedule
+
+
+def matches_any(path, patterns):
+    """Whether a variable path contains a match of any of the regular expressions."""
+    return any(re.search(pattern, path) for pattern in patterns or ())
+
+
+class Extensible:
+    """Mixin placed before a Keras optimizer class; see the module docstring."""
+
+    # Micro-steps per real update: set by gradient accumulation, buffered or in the momentum.
+    grad_accum_steps = 1
+    # Whether `_decay` or `_adapt` are active, so the old parameter value must be kept.
+    _adjusts_parameters = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._gate = None
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self.nonfinite_gradients = self.add_variable(
+            shape=(), dtype="int64", name="nonfinite_gradients"
+        )
+
+    @property
+    def iterations(self):
+        """Real updates so far (micro-steps // grad_accum_steps)."""
+        if self.grad_accum_steps == 1:
+            return self._iterations
+        return ops.floor_divide(self._iterations, self.grad_accum_steps)
+
+    def _get_current_learning_rate(self):
+        if isinstance(self._learning_rate, LearningRateSchedule):
+            return self._learning_rate(self.iterations)
+        return super()._get_current_learning_rate()
+
+    def is_update_step(self):
+        """True on micro-steps that end an accumulation cycle; None without accumulation."""
+        if self.grad_accum_steps == 1:
+            return None
+        return ops.equal((self._iterations + 1) % self.grad_accum_steps, 0)
+
+    def update_step(self, gradient, variable, learning_rate):
+        finite = ops.all(ops.isfinite(gradient))
+        self.nonfinite_gradients.assign_add(ops.cast(ops.logical_not(finite), "int64"))
+        gradient_fn, accumulated = self._accumulate(gradient, variable, finite)
+        if accumulated is None:
+            # No buffer: a non-finite micro-step is skipped entirely for this variable.
+            rule_condition = real_update = finite
+            if self.is_update_step() is not None:
+                real_update = ops.logical_and(finite, self.is_update_step())
+        else:
+            rule_condition = real_update = accumulated
+        old = ops.copy(variable) if self._adjusts_parameters else None
+
+        self._when(rule_condition, lambda: self.update_rule(gradient_fn(), variable, learning_rate))
+        self._when(real_update, lambda: self._finish_update(old, variable, learning_rate))
+
+    def _finish_update(self, old, variable, learning_rate):
+        if self._adjusts_parameters:
+            index = self._get_variable_index(variable)
+            new = self._decay(old, ops.convert_to_tensor(variable), learning_rate, index)
+            self.assign(variable, self._adapt(old, new, learning_rate, index))
+        self._after_update(variable)
+
+    # Conditional execution of state writes.
+    _gate_with_cond = keras.backend.backend() == "tensorflow"
+
+    def _when(self, condition, update):
+        """Runs `update`, which writes optimizer state, only where `condition` is True."""
+        if self._gate_with_cond:
+            ops.cond(condition, update, lambda: None)
+            return
+        outer = self._gate
+        self._gate = condition if outer is None else ops.logical_and(outer, condition)
+        try:
+            update()
+        finally:
+            self._gate = outer
+
+    def update_rule(self, gradient, variable, learning_rate):
+        """The optimizer's own rule; by default the Keras base class's `update_step`."""
+        super().update_step(gradient, variable, learning_rate)
+
+    # Hooks, overridden by the extensions (each calls super() so that they compose).
+    def _accumulate(self, gradient, variable, finite):
+        """(function giving the gradient for the rule, condition for the rule or None)."""
+        return (lambda: gradient), None
+
+    def _decay(self, old, new, learning_rate, index):
+        return new
+
+    def _adapt(self, old, new, learning_rate, index):
+        return new
+
+    def _after_update(self, variable):
+        pass
+
+    # Writes, blended with the old value under `_when` when not using `cond`.
+    def assign(self, variable, value):
+        if self._gate is not None:
+            value = ops.where(self._gate, value, variable)
+        super().assign(variable, value)
+
+    def assign_add(self, variable, value):
+        if self._gate is not None:
+            value = ops.where(self._gate, value, ops.zeros_like(value))
+        super().assign_add(variable, value)
+
+    def assign_sub(self, variable, value):
+        if self._gate is not None:
+            value = ops.where(self._gate, value, ops.zeros_like(value))
+        super().assign_sub(variable, value)

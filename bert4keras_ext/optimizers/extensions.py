@@ -1,0 +1,252 @@
+"""Features that compose with any optimizer, ours or Keras's, in the bert4keras style:
+
+    Optimizer = extend_with_exponential_moving_average(
+        extend_with_gradient_accumulation(keras.optimizers.Lamb))
+    optimizer = Optimizer(learning_rate=1e-3, grad_accum_steps=4, ema_momentum=0.999)
+
+Each `extend_with_*` returns a subclass with one feature mixed in front of the given class
+(the same class for the same arguments, registered for `.keras` loading). The features only
+fill hooks of the shared `Extensible` pipeline, which gates all of them on real updates, so any
+combination in any order behaves alike: weight decay, then layer adaptation, then the EMA,
+once per real update.
+"""
+import contextlib
+import functools
+
+import keras
+import numpy as np
+from keras import ops
+
+from bert4keras_ext.optimizers.extensible import Extensible, matches_any
+
+
+class GradientAccumulation(Extensible):
+    """Buffered accumulation: sum k micro-step gradients, then one update with their mean.
+
+    Keeps one buffer per parameter. The wrapped optimizer's rule, its step counter and the
+    learning-rate schedule all see real updates only, so Adam's bias correction and schedules
+    behave as with a k-times larger batch.
+    """
+
+    def __init__(self, *args, grad_accum_steps=2, **kwargs):
+        if not isinstance(grad_accum_steps, int) or grad_accum_steps < 1:
+            raise ValueError(
+                f"`grad_accum_steps` must be an integer >= 1; received {grad_accum_steps!r}."
+            )
+        if kwargs.get("gradient_accumulation_steps"):
+            raise ValueError(
+                "Use `grad_accum_steps` of extend_with_gradient_accumulation, not Keras's "
+                "`gradient_accumulation_steps` (which fails under tf.distribute)."
+            )
+        super().__init__(*args, **kwargs)
+        if getattr(self, "weight_decay", None) and grad_accum_steps > 1:
+            raise ValueError(
+                f"Keras's `weight_decay` ({self.weight_decay}) would be applied on every "
+                "micro-step; pass weight_decay=None and use extend_with_weight_decay, which "
+                "decays once per real update."
+            )
+        self.grad_accum_steps = grad_accum_steps
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self._accumulated = [
+            self.add_variable_from_reference(v, "accumulated_gradient") for v in variables
+        ]
+
+    def _accumulate(self, gradient, variable, finite):
+        buffer = self._accumulated[self._get_variable_index(variable)]
+        self._when(finite, lambda: self.assign_add(buffer, ops.cast(gradient, buffer.dtype)))
+
+        def mean_and_reset():
+            mean = ops.convert_to_tensor(buffer) / self.grad_accum_steps
+            self.assign(buffer, ops.zeros_like(mean))
+            return mean
+
+        return mean_and_reset, self.is_update_step()
+
+    def get_config(self):
+        config = super().get_config()
+        config["grad_accum_steps"] = self.grad_accum_steps
+        return config
+
+
+class WeightDecay(Extensible):
+    """Decoupled weight decay: `w <- w_new - lr * weight_decay_rate * w_old` per real update.
+
+    Variables whose path matches a pattern of `exclude_from_weight_decay` (regular expressions,
+    e.g. `['Norm', 'bias']`) are not decayed.
+    """
+
+    _adjusts_parameters = True
+
+    def __init__(self, *args, weight_decay_rate=0.01, exclude_from_weight_decay=None, **kwargs):
+        if weight_decay_rate < 0:
+            raise ValueError(
+                f"`weight_decay_rate` must be >= 0; received {weight_decay_rate!r}."
+            )
+        super().__init__(*args, **kwargs)
+        self.weight_decay_rate = weight_decay_rate
+        self.exclude_from_weight_decay = list(exclude_from_weight_decay or [])
+
+    def _decay(self, old, new, learning_rate, index):
+        new = super()._decay(old, new, learning_rate, index)
+        if matches_any(self._trainable_variables[index].path, self.exclude_from_weight_decay):
+            return new
+        return new - ops.cast(learning_rate, new.dtype) * self.weight_decay_rate * old
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"weight_decay_rate": self.weight_decay_rate,
+                       "exclude_from_weight_decay": self.exclude_from_weight_decay})
+        return config
+
+
+class LayerAdaptation(Extensible):
+    """LAMB's trust ratio: each variable's update is rescaled to `||w|| / ||update / lr||`.
+
+    Acts on the whole update (weight decay included). Variables matching
+    `exclude_from_layer_adaptation` keep their update; a zero norm leaves it unscaled.
+    """
+
+    _adjusts_parameters = True
+
+    def __init__(self, *args, exclude_from_layer_adaptation=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.exclude_from_layer_adaptation = list(exclude_from_layer_adaptation or [])
+
+    def _adapt(self, old, new, learning_rate, index):
+        new = super()._adapt(old, new, learning_rate, index)
+        if matches_any(self._trainable_variables[index].path, self.exclude_from_layer_adaptation):
+            return new
+        delta = new - old
+        weight_norm = ops.sqrt(ops.sum(ops.square(old)))
+        update_norm = ops.sqrt(ops.sum(ops.square(delta))) / ops.cast(learning_rate, old.dtype)
+        usable = ops.logical_and(weight_norm > 0, update_norm > 0)
+        ratio = ops.where(usable, weight_norm / ops.where(usable, update_norm, 1.0), 1.0)
+        return old + delta * ratio
+
+    def get_config(self):
+        config = super().get_config()
+        config["exclude_from_layer_adaptation"] = self.exclude_from_layer_adaptation
+        return config
+
+
+class ExponentialMovingAverage(Extensible):
+    """Shadow weights `s <- m s + (1 - m) w` after every real update, inside the train step.
+
+    Shadows start equal to the weights (no bias correction). `apply_ema_weights()` copies the
+    current weights to host memory and loads the shadows; `reset_old_weights()` restores the
+    copy bit for bit. `with optimizer.ema_weights(model): ...` does both around a block.
+    """
+
+    def __init__(self, *args, ema_momentum=0.999, **kwargs):
+        if not 0.0 <= ema_momentum < 1.0:
+            raise ValueError(f"`ema_momentum` must be in [0, 1); received {ema_momentum!r}.")
+        super().__init__(*args, **kwargs)
+        self.ema_momentum = ema_momentum
+        self._backup = None
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        # An initializer rather than an assign: Keras may defer initializing the slots.
+        self._shadows = [
+            self.add_variable_from_reference(
+                variable, "ema", initializer=_value_of(variable)
+            )
+            for variable in variables
+        ]
+
+    def _after_update(self, variable):
+        super()._after_update(variable)
+        shadow = self._shadows[self._get_variable_index(variable)]
+        weight = ops.cast(variable, shadow.dtype)
+        self.assign(shadow, self.ema_momentum * shadow + (1.0 - self.ema_momentum) * weight)
+
+    @property
+    def ema_weights_applied(self):
+        return self._backup is not None
+
+    def apply_ema_weights(self):
+        """Backs the current weights up and loads the EMA shadows into the model."""
+        if not self.built:
+            raise RuntimeError("The optimizer has no EMA weights before it is built.")
+        if self._backup is not None:
+            raise RuntimeError("EMA weights are already applied; call reset_old_weights() first.")
+        self._backup = [np.array(ops.convert_to_numpy(v)) for v in self._trainable_variables]
+        for variable, shadow in zip(self._trainable_variables, self._shadows):
+            variable.assign(shadow)
+
+    def reset_old_weights(self):
+        """Restores the weights saved by `apply_ema_weights`, exactly."""
+        if self._backup is None:
+            raise RuntimeError("No EMA weights are applied; call apply_ema_weights() first.")
+        for variable, value in zip(self._trainable_variables, self._backup):
+            variable.assign(value)
+        self._backup = None
+
+    @contextlib.contextmanager
+    def ema_weights(self, model=None):
+        """Context manager: the model holds the EMA weights inside the block.
+
+        If `model` is given, checks that this optimizer trains its variables.
+        """
+        if model is not None:
+            known = {id(v) for v in self._trainable_variables}
+            if not all(id(v) in known for v in model.trainable_variables):
+                raise ValueError(
+                    f"This optimizer does not train the variables of model {model.name!r}."
+                )
+        self.apply_ema_weights()
+        try:
+            yield self
+        finally:
+            self.reset_old_weights()
+
+    def get_config(self):
+        config = super().get_config()
+        config["ema_momentum"] = self.ema_momentum
+        return config
+
+
+def _value_of(variable):
+    """An initializer returning the current value of `variable`."""
+
+    def initializer(shape, dtype=None):
+        return ops.cast(ops.convert_to_tensor(variable), dtype or variable.dtype)
+
+    return initializer
+
+
+@functools.cache
+def _extend(feature, base):
+    if not (isinstance(base, type) and issubclass(base, keras.optimizers.Optimizer)):
+        raise TypeError(f"Expected a Keras optimizer class; received {base!r}.")
+    if issubclass(base, feature):
+        raise ValueError(f"{base.__name__} already has {feature.__name__}.")
+    name = f"{base.__name__}With{feature.__name__}"
+    extended = type(name, (feature, base), {"__module__": __name__})
+    return keras.saving.register_keras_serializable(package="bert4keras_ext")(extended)
+
+
+def extend_with_gradient_accumulation(base):
+    """`base` with buffered gradient accumulation (argument `grad_accum_steps`)."""
+    return _extend(GradientAccumulation, base)
+
+
+def extend_with_weight_decay(base):
+    """`base` with decoupled weight decay (`weight_decay_rate`, `exclude_from_weight_decay`)."""
+    return _extend(WeightDecay, base)
+
+
+def extend_with_layer_adaptation(base):
+    """`base` with LAMB's layer adaptation (`exclude_from_layer_adaptation`)."""
+    return _extend(LayerAdaptation, base)
+
+
+def extend_with_exponential_moving_average(base):
+    """`base` with weight EMA (`ema_momentum`), swap methods and `ema_weights()`."""
+    return _extend(ExponentialMovingAverage, base)

@@ -1,0 +1,281 @@
+"""Buffered accumulation (SPEC C4 (e)), weight decay, layer adaptation, EMA (SPEC C6 (e)),
+schedules, non-finite gradients and mid-cycle save/restore."""
+import keras
+import numpy as np
+import pytest
+
+from bert4keras_ext.optimizers import (
+    SGDM,
+    AdaFactor,
+    NonFiniteGradientCheck,
+    PiecewiseLinearSchedule,
+    SwapEMAWeights,
+    extend_with_exponential_moving_average,
+    extend_with_gradient_accumulation,
+    extend_with_layer_adaptation,
+    extend_with_weight_decay,
+)
+
+
+def linear_model(seed=0):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)])
+
+
+def data(n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 4)).astype("float32"), rng.normal(size=(n, 1)).astype("float32")
+
+
+def test_buffered_sgd_equals_one_step_on_the_concatenated_batch():
+    x, y = data(16)
+    accumulated = linear_model()
+    initial = accumulated.get_weights()
+    Optimizer = extend_with_gradient_accumulation(keras.optimizers.SGD)
+    accumulated.compile(optimizer=Optimizer(0.1, grad_accum_steps=4), loss="mse")
+    for micro_step in range(3):
+        accumulated.train_on_batch(x[4 * micro_step: 4 * micro_step + 4],
+                                   y[4 * micro_step: 4 * micro_step + 4])
+        for a, b in zip(accumulated.get_weights(), initial):
+            np.testing.assert_array_equal(a, b)
+    accumulated.train_on_batch(x[12:], y[12:])
+    assert all(np.abs(np.asarray(b)).max() == 0 for b in accumulated.optimizer._accumulated)
+
+    big_batch = linear_model()
+    big_batch.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    big_batch.train_on_batch(x, y)
+    for a, b in zip(accumulated.get_weights(), big_batch.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert accumulated.optimizer.iterations == 1
+
+
+@pytest.mark.parametrize("base", [keras.optimizers.Adam, keras.optimizers.Lamb, AdaFactor])
+def test_buffered_accumulation_counts_real_updates(base):
+    """Adam's bias correction sees real updates: 2 x 2 micro-steps equal 2 big steps."""
+    x, y = data(16)
+    kwargs = {"min_dim_size_to_factor": 2} if base is AdaFactor else {}
+    accumulated = linear_model()
+    accumulated.compile(
+        optimizer=extend_with_gradient_accumulation(base)(learning_rate=0.01,
+                                                          grad_accum_steps=2, **kwargs),
+        loss="mse",
+    )
+    accumulated.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    big_batch = linear_model()
+    big_batch.compile(optimizer=base(learning_rate=0.01, **kwargs), loss="mse")
+    big_batch.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    for a, b in zip(accumulated.get_weights(), big_batch.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_schedule_counts_real_updates_and_interpolates():
+    schedule = PiecewiseLinearSchedule({2: 1.0, 4: 0.5}, learning_rate=0.1)
+    np.testing.assert_allclose([float(schedule(s)) for s in range(6)],
+                               [0.0, 0.05, 0.1, 0.075, 0.05, 0.05], atol=1e-7)
+    optimizer = extend_with_gradient_accumulation(SGDM)(schedule, grad_accum_steps=3)
+    variable = keras.Variable(np.zeros(2, "float32"))
+    for _ in range(7):
+        optimizer.apply([np.ones(2, "float32")], [variable])
+    assert int(optimizer.iterations) == 2  # 7 micro-steps = 2 real updates (+1 pending)
+    np.testing.assert_allclose(float(optimizer.learning_rate), 0.1, atol=1e-7)
+    again = PiecewiseLinearSchedule.from_config(schedule.get_config())
+    assert again.get_config() == schedule.get_config()
+
+
+def test_weight_decay_once_per_real_update_with_exclusions():
+    Optimizer = extend_with_weight_decay(extend_with_gradient_accumulation(keras.optimizers.SGD))
+    optimizer = Optimizer(0.1, grad_accum_steps=2, weight_decay_rate=0.5,
+                          exclude_from_weight_decay=["bias"])
+    kernel = keras.Variable(np.full(3, 2.0, "float32"), name="kernel")
+    bias = keras.Variable(np.full(3, 2.0, "float32"), name="bias")
+    for _ in range(4):
+        optimizer.apply([np.zeros(3, "float32")] * 2, [kernel, bias])
+    np.testing.assert_allclose(np.asarray(kernel), 2.0 * (1 - 0.1 * 0.5) ** 2, rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(bias), 2.0)
+
+
+def test_layer_adaptation_trust_ratio():
+    rng = np.random.default_rng(1)
+    w0 = rng.normal(size=(4, 3)).astype("float32")
+    gradient = rng.normal(size=(4, 3)).astype("float32")
+    Optimizer = extend_with_layer_adaptation(keras.optimizers.SGD)
+    optimizer = Optimizer(0.01, exclude_from_layer_adaptation=["bias"])
+    kernel, bias = keras.Variable(w0, name="kernel"), keras.Variable(w0[0], name="bias")
+    optimizer.apply([gradient, gradient[0]], [kernel, bias])
+    delta = np.asarray(kernel) - w0
+    # The update keeps its direction and gets norm lr * ||w||.
+    np.testing.assert_allclose(np.linalg.norm(delta), 0.01 * np.linalg.norm(w0), rtol=1e-4)
+    cosine = np.sum(delta * -gradient) / np.linalg.norm(delta) / np.linalg.norm(gradient)
+    assert cosine > 0.9999
+    np.testing.assert_allclose(np.asarray(bias), w0[0] - 0.01 * gradient[0], rtol=1e-6)
+
+
+def make_ema_model(ema=True, k=1):
+    model = linear_model()
+    base = extend_with_gradient_accumulation(SGDM) if k > 1 else SGDM
+    kwargs = {"grad_accum_steps": k} if k > 1 else {}
+    if ema:
+        base = extend_with_exponential_moving_average(base)
+        kwargs["ema_momentum"] = 0.9
+    model.compile(optimizer=base(learning_rate=0.1, **kwargs), loss="mse")
+    return model
+
+
+def test_ema_never_changes_the_trajectory_and_matches_closed_form():
+    x, y = data(32)
+    with_ema, without = make_ema_model(True), make_ema_model(False)
+    shadows = [w.astype("float64") for w in with_ema.get_weights()]
+    for step in range(8):
+        batch = slice(4 * step, 4 * step + 4)
+        with_ema.train_on_batch(x[batch], y[batch])
+        without.train_on_batch(x[batch], y[batch])
+        shadows = [0.9 * s + 0.1 * w for s, w in zip(shadows, with_ema.get_weights())]
+    for a, b in zip(with_ema.get_weights(), without.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    for shadow, expected in zip(with_ema.optimizer._shadows, shadows):
+        np.testing.assert_allclose(np.asarray(shadow), expected, atol=1e-6)
+
+
+def test_ema_updates_once_per_real_update_under_accumulation():
+    x, y = data(16)
+    model = make_ema_model(True, k=2)
+    model.optimizer.build(model.trainable_variables)
+    before = [np.asarray(s).copy() for s in model.optimizer._shadows]
+    model.train_on_batch(x[:4], y[:4])
+    for a, b in zip(model.optimizer._shadows, before):
+        np.testing.assert_array_equal(np.asarray(a), b)
+    model.train_on_batch(x[4:8], y[4:8])
+    expected = [0.9 * b + 0.1 * w for b, w in zip(before, model.get_weights())]
+    for a, b in zip(model.optimizer._shadows, expected):
+        np.testing.assert_allclose(np.asarray(a), b, atol=1e-7)
+
+
+def test_ema_swap_and_restore_is_bit_exact():
+    x, y = data(16)
+    model = make_ema_model()
+    model.fit(x, y, batch_size=4, verbose=0)
+    tiny = [w * 0 + 1e-7 * (1 + np.arange(w.size).reshape(w.shape)) for w in model.get_weights()]
+    model.set_weights(tiny)
+    raw = model.get_weights()
+    with model.optimizer.ema_weights(model):
+        for weight, shadow in zip(model.get_weights(), model.optimizer._shadows):
+            np.testing.assert_array_equal(weight, np.asarray(shadow))
+    for a, b in zip(model.get_weights(), raw):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="does not train the variables"):
+        with model.optimizer.ema_weights(linear_model(1)):
+            pass
+    with pytest.raises(RuntimeError, match="No EMA weights are applied"):
+        model.optimizer.reset_old_weights()
+
+
+def test_swap_ema_weights_callback_validates_and_saves_with_ema(tmp_path):
+    x, y = data(32)
+    model = make_ema_model()
+    path = str(tmp_path / "ema-{epoch}.weights.h5")
+    history = model.fit(x, y, batch_size=8, epochs=2, validation_data=(x, y), verbose=0,
+                        callbacks=[SwapEMAWeights(path)])
+    raw = model.get_weights()
+    with model.optimizer.ema_weights():
+        ema_loss = model.evaluate(x, y, verbose=0)
+        ema = model.get_weights()
+    np.testing.assert_allclose(history.history["val_loss"][-1], ema_loss, rtol=1e-6)
+    for a, b in zip(model.get_weights(), raw):
+        np.testing.assert_array_equal(a, b)
+    saved = linear_model(3)
+    saved.load_weights(str(tmp_path / "ema-2.weights.h5"))
+    for a, b in zip(saved.get_weights(), ema):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_nonfinite_gradient_is_skipped_counted_and_reported():
+    optimizer = extend_with_gradient_accumulation(keras.optimizers.Adam)(0.1, grad_accum_steps=2)
+    variable = keras.Variable(np.ones(3, "float32"))
+    optimizer.apply([np.array([np.nan, 1.0, 1.0], "float32")], [variable])
+    optimizer.apply([np.ones(3, "float32")], [variable])
+    assert int(optimizer.nonfinite_gradients) == 1
+    assert np.all(np.isfinite(np.asarray(variable)))
+    assert not np.allclose(np.asarray(variable), 1.0)  # the finite micro-step still counts
+
+    x, y = data(16)
+    y[5] = np.nan
+    model = linear_model()
+    model.compile(optimizer=SGDM(0.1), loss="mse")
+    with pytest.raises(FloatingPointError, match="Non-finite gradients at batch 1"):
+        model.fit(x, y, batch_size=4, shuffle=False, verbose=0,
+                  callbacks=[NonFiniteGradientCheck()])
+    assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+
+
+def test_save_mid_cycle_and_resume_equals_never_stopping(tmp_path):
+    x, y = data(32)
+    Optimizer = extend_with_exponential_moving_average(extend_with_gradient_accumulation(SGDM))
+
+    def fresh():
+        model = linear_model()
+        model.compile(optimizer=Optimizer(0.1, grad_accum_steps=4, ema_momentum=0.5),
+                      loss="mse")
+        return model
+
+    straight = fresh()
+    for step in range(8):
+        straight.train_on_batch(x[4 * step: 4 * step + 4], y[4 * step: 4 * step + 4])
+
+    interrupted = fresh()
+    for step in range(6):  # micro-step 2 of the second cycle
+        interrupted.train_on_batch(x[4 * step: 4 * step + 4], y[4 * step: 4 * step + 4])
+    interrupted.save(tmp_path / "mid.keras")
+    resumed = keras.models.load_model(tmp_path / "mid.keras")
+    assert type(resumed.optimizer) is Optimizer
+    assert resumed.optimizer.get_config() == interrupted.optimizer.get_config()
+    for step in range(6, 8):
+        resumed.train_on_batch(x[4 * step: 4 * step + 4], y[4 * step: 4 * step + 4])
+    for a, b in zip(resumed.get_weights(), straight.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-7)
+    for a, b in zip(resumed.optimizer._shadows, straight.optimizer._shadows):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-7)
+
+
+def test_bad_arguments():
+    Accumulating = extend_with_gradient_accumulation(keras.optimizers.Adam)
+    for bad in (0, -2, 2.5):
+        with pytest.raises(ValueError, match=r"`grad_accum_steps` must be an integer >= 1"):
+            Accumulating(grad_accum_steps=bad)
+    Averaging = extend_with_exponential_moving_average(keras.optimizers.Adam)
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError, match=r"`ema_momentum` must be in \[0, 1\)"):
+            Averaging(ema_momentum=bad)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        PiecewiseLinearSchedule({1000: 1.0, 500: 0.1})
+    with pytest.raises(ValueError, match="not recognized"):
+        Accumulating(grad_accum_step=2)
+    with pytest.raises(ValueError, match="weight_decay"):
+        extend_with_gradient_accumulation(keras.optimizers.AdamW)(grad_accum_steps=2)
+    with pytest.raises(ValueError, match="gradient_accumulation_steps"):
+        Accumulating(gradient_accumulation_steps=2)
+    with pytest.raises(ValueError, match="already has GradientAccumulation"):
+        extend_with_gradient_accumulation(Accumulating)
+    with pytest.raises(TypeError, match="Keras optimizer class"):
+        extend_with_weight_decay("adam")
+
+
+@pytest.mark.parametrize("chi_form", [False, True])
+def test_where_gating_of_other_backends_equals_cond_gating(chi_form):
+    """JAX cannot write state inside `cond`; the `where` blending must give the same result."""
+    rng = np.random.default_rng(4)
+    gradients = [rng.normal(size=(2, 3)).astype("float32") for _ in range(7)]
+    gradients[4] = np.full((2, 3), np.inf, "float32")
+    accumulation = SGDM if chi_form else extend_with_gradient_accumulation(SGDM)
+    base = extend_with_exponential_moving_average(
+        extend_with_layer_adaptation(extend_with_weight_decay(accumulation))
+    )
+    states = []
+    for use_cond in (True, False):
+        Optimizer = type("Probe", (base,), {"_gate_with_cond": use_cond})
+        optimizer = Optimizer(0.1, grad_accum_steps=3, weight_decay_rate=0.1, ema_momentum=0.5)
+        variable = keras.Variable(np.ones((2, 3), "float32"), name="kernel")
+        for gradient in gradients:
+            optimizer.apply([gradient], [variable])
+        states.append([np.asarray(v) for v in optimizer.variables] + [np.asarray(variable)])
+    for a, b in zip(*states):
+        np.testing.assert_allclose(a, b, atol=1e-7)
