@@ -13,9 +13,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from common import interleaved_medians  # noqa: E402
 
 from bert4keras_ext.layers import MultiHeadAttention  # noqa: E402
+from common import interleaved_medians  # noqa: E402
 
 
 def make_step(layer, x, mask):

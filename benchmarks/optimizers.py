@@ -15,13 +15,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from common import median_seconds  # noqa: E402
 
 from bert4keras_ext.optimizers import (  # noqa: E402
     AdaFactor,
     Adam,
     extend_with_gradient_accumulation,
 )
+from common import median_seconds  # noqa: E402
 
 MICRO_STEPS = 4  # one measurement: a whole accumulation cycle
 
@@ -55,6 +55,23 @@ OPTIMIZERS = {
 }
 
 
+def measure(make_optimizer, shapes, gradients, repeats):
+    """(optimizer state bytes, seconds per micro-step) on fresh BERT-base variables."""
+    variables = [keras.Variable(np.zeros(s, "float32") + 0.02) for s in shapes]
+    optimizer = make_optimizer()
+    optimizer.build(variables)
+
+    @tf.function
+    def step():
+        optimizer.apply(gradients, variables)
+
+    def cycle():
+        for _ in range(MICRO_STEPS):
+            step()
+
+    return nbytes(optimizer.variables), median_seconds(cycle, repeats) / MICRO_STEPS
+
+
 def main():
     parser = argparse.ArgumentParser(description="optimizer state and step time, BERT-base")
     parser.add_argument("--repeats", type=int, default=5)
@@ -69,24 +86,9 @@ def main():
           f"{MICRO_STEPS}-step runs")
     print(f"{'optimizer':<42}{'state / params':>15}{'state MiB':>11}{'ms/step':>9}")
     for name, make in OPTIMIZERS.items():
-        variables = [keras.Variable(np.zeros(s, "float32") + 0.02) for s in shapes]
-        optimizer = make()
-        optimizer.build(variables)
-        state = nbytes(optimizer.variables)
-
-        @tf.function
-        def step():
-            optimizer.apply(gradients, variables)
-
-        def cycle():
-            for _ in range(MICRO_STEPS):
-                step()
-
-        seconds = median_seconds(cycle, args.repeats) / MICRO_STEPS
+        state, seconds = measure(make, shapes, gradients, args.repeats)
         print(f"{name:<42}{state / parameter_bytes:>14.4f}x{state / 2**20:>11.1f}"
               f"{seconds * 1e3:>9.0f}")
-        del variables, optimizer
-
 
 if __name__ == "__main__":
     main()

@@ -19,10 +19,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from common import matmul_peak_flops  # noqa: E402
 
 from bert4keras_ext.losses import Seq2SeqCrossEntropy, seq2seq_targets  # noqa: E402
 from bert4keras_ext.models import build_transformer_model  # noqa: E402
+from common import matmul_peak_flops  # noqa: E402
 
 LAYERS, HIDDEN, HEADS, INTERMEDIATE, VOCAB = 4, 256, 4, 1024, 8000
 BATCH, SOURCE, TARGET = 16, 192, 64

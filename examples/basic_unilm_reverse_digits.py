@@ -32,7 +32,7 @@ CONFIG = {
 
 
 def encode(source, target=()):
-    """Token and segment ids of `[CLS] source [SEP] target [SEP]` (no [SEP] after an empty target)."""
+    """Ids of `[CLS] source [SEP] target [SEP]`; without a target, of `[CLS] source [SEP]`."""
     tokens = [CLS, *source, SEP]
     segments = [0] * len(tokens)
     if len(target):
@@ -98,7 +98,8 @@ def main():
 
     correct, shown = 0, 0
     for _ in range(50):
-        digits = list(rng.integers(FIRST_DIGIT, FIRST_DIGIT + 10, size=rng.integers(3, MAX_DIGITS + 1)))
+        length = rng.integers(3, MAX_DIGITS + 1)
+        digits = list(rng.integers(FIRST_DIGIT, FIRST_DIGIT + 10, size=length))
         output = greedy_decode(model, digits)
         correct += output == digits[::-1]
         if shown < 5:

@@ -1,4 +1,5 @@
 """Shared test set-up: two logical CPU devices, a tiny BERT config and a `.keras` round trip."""
+import functools
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -12,6 +13,18 @@ import tensorflow as tf  # noqa: E402
 # TensorFlow initializes its devices, hence at import time of the conftest.
 _cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+
+
+@functools.cache
+def mirrored_strategy():
+    """One MirroredStrategy over the two logical CPUs for the whole session.
+
+    Several MirroredStrategy objects in one process can hand out clashing collective instance
+    keys ("Shape mismatch in the collective instance"), so tests share this one.
+    """
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
 
 TINY_CONFIG = {
     "vocab_size": 50,

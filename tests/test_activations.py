@@ -4,10 +4,10 @@ import math
 import keras
 import numpy as np
 import pytest
-from conftest import assert_keras_round_trip
 
 from bert4keras_ext import activations
 from bert4keras_ext.layers import FeedForward
+from conftest import assert_keras_round_trip
 
 
 def test_gelu_forms_and_their_errors_on_minus_six_to_six():

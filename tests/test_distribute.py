@@ -3,10 +3,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import TINY_CONFIG
 
 from bert4keras_ext.losses import Seq2SeqCrossEntropy, seq2seq_targets
 from bert4keras_ext.models import build_transformer_model
+from conftest import TINY_CONFIG, mirrored_strategy
 
 
 def make_batch(rng, batch=4, length=16):
@@ -36,7 +36,7 @@ def test_mirrored_step_equals_single_device_step():
     tokens, segments = make_batch(rng)
     initial = build_transformer_model(TINY_CONFIG, application="unilm",
                                       with_mlm="linear").get_weights()
-    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    mirrored = mirrored_strategy()
     assert mirrored.num_replicas_in_sync == 2
     after_mirrored = train_one_step(mirrored, initial, tokens, segments)
     after_single = train_one_step(tf.distribute.get_strategy(), initial, tokens, segments)

@@ -201,7 +201,9 @@ def build_transformer_model(
         y = BiasAdd(name="MLM-Bias")(token_embedding(y, mode="dense"))
         activation = "softmax" if with_mlm is True else with_mlm
         # float32 so probabilities and logits stay accurate under mixed precision.
-        outputs.append(keras.layers.Activation(activation, dtype="float32", name="MLM-Activation")(y))
+        outputs.append(
+            keras.layers.Activation(activation, dtype="float32", name="MLM-Activation")(y)
+        )
     outputs = outputs[0] if len(outputs) == 1 else outputs[1] if len(outputs) == 2 else outputs[1:]
     return keras.Model(inputs, outputs, name=name)
 

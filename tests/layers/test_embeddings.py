@@ -4,7 +4,6 @@ import math
 import keras
 import numpy as np
 import pytest
-from conftest import assert_keras_round_trip
 
 from bert4keras_ext.layers import (
     Embedding,
@@ -12,6 +11,7 @@ from bert4keras_ext.layers import (
     PositionEmbedding,
     SinusoidalPositionEmbedding,
 )
+from conftest import assert_keras_round_trip
 
 
 def test_embedding_dense_mode_is_tied_projection():

@@ -3,9 +3,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import assert_keras_round_trip
 
 from bert4keras_ext.layers import LayerNormalization
+from conftest import assert_keras_round_trip
 
 
 def plain_layer_norm(x, gamma=1.0, beta=0.0, epsilon=1e-12):
@@ -118,7 +118,8 @@ def test_mixed_precision_keeps_float32_statistics(policy):
 
 def test_bad_condition_errors():
     x = np.zeros((2, 5, 8), "float32")
-    with pytest.raises(ValueError, match=r"`cond` must have shape \[batch, cond_size\].*\(2, 1, 3\)"):
+    wrong_rank = r"`cond` must have shape \[batch, cond_size\].*\(2, 1, 3\)"
+    with pytest.raises(ValueError, match=wrong_rank):
         LayerNormalization(conditional=True)([x, np.zeros((2, 1, 3), "float32")])
     with pytest.raises(ValueError, match=r"same batch size.*\(2, 5, 8\).*\(3, 4\)"):
         LayerNormalization(conditional=True)([x, np.zeros((3, 4), "float32")])

@@ -4,10 +4,10 @@ import json
 import keras
 import numpy as np
 import pytest
-from conftest import assert_keras_round_trip
 
 from bert4keras_ext.losses import Seq2SeqCrossEntropy, seq2seq_targets
 from bert4keras_ext.models import build_transformer_model
+from conftest import assert_keras_round_trip
 
 
 def seq2seq_batch():

@@ -11,6 +11,7 @@ from bert4keras_ext.optimizers import (
     extend_with_exponential_moving_average,
     extend_with_gradient_accumulation,
 )
+from conftest import mirrored_strategy
 
 MICRO_BATCH, K, UPDATES = 8, 2, 3
 
@@ -32,10 +33,6 @@ def train(strategy, make_optimizer, batch_size, weights):
     return model
 
 
-def mirrored():
-    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-
-
 OPTIMIZERS = {
     "Adam": (Adam, {"learning_rate": 0.01}),
     "AdaFactor": (AdaFactor, {"learning_rate": 0.01, "min_dim_size_to_factor": 4}),
@@ -52,7 +49,7 @@ def test_buffered_accumulation_on_two_replicas_equals_one_big_batch(name):
     reference = train(tf.distribute.get_strategy(), lambda: base(**kwargs), MICRO_BATCH * K,
                       weights)
     distributed = train(
-        mirrored(),
+        mirrored_strategy(),
         lambda: Accumulating(grad_accum_steps=K, ema_momentum=0.9, **kwargs),
         MICRO_BATCH,
         weights,
@@ -67,9 +64,9 @@ def test_buffered_accumulation_on_two_replicas_equals_one_big_batch(name):
 @pytest.mark.slow
 def test_chi_form_sgdm_matches_buffered_sgdm_on_two_replicas():
     weights = _initial_weights()
-    chi = train(mirrored(), lambda: SGDM(0.1, grad_accum_steps=K), MICRO_BATCH, weights)
+    chi = train(mirrored_strategy(), lambda: SGDM(0.1, grad_accum_steps=K), MICRO_BATCH, weights)
     buffered = train(
-        mirrored(),
+        mirrored_strategy(),
         lambda: extend_with_gradient_accumulation(SGDM)(0.1, grad_accum_steps=K),
         MICRO_BATCH,
         weights,
