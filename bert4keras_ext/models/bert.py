@@ -18,6 +18,7 @@ from bert4keras_ext.layers import (
     MultiHeadAttention,
     PositionEmbedding,
 )
+from bert4keras_ext.models.checkpoints import load_checkpoint
 
 REQUIRED_KEYS = (
     "vocab_size",
@@ -59,8 +60,13 @@ def load_config(config):
     return config
 
 
+MODELS = ("bert", "roberta")
+
+
 def build_transformer_model(
     config,
+    checkpoint_path=None,
+    model="bert",
     application="encoder",
     with_mlm=False,
     with_pool=False,
@@ -70,7 +76,8 @@ def build_transformer_model(
     layer_norm_cond_hidden_act="linear",
     additional_input_layers=None,
     sequence_length=None,
-    name="bert",
+    keep_tokens=None,
+    name=None,
     **config_overrides,
 ):
     """Builds a BERT-style Transformer from a config dict or a `bert_config.json` path.
@@ -90,11 +97,18 @@ def build_transformer_model(
     logits = model([token_ids, segment_ids])  # (batch, length, 100)
     ```
 
+    Pretrained weights: `checkpoint_path` is an original Google TF checkpoint prefix
+    (`bert_model.ckpt`), a Hugging Face `.safetensors` file or our own `.weights.h5`; weights
+    are mapped by name (`models.checkpoints`). `keep_tokens` (from
+    `tokenizers.load_vocab(..., simplified=True)`) keeps only those vocabulary rows.
+
     Args:
         config: dict or JSON path with vocab_size, hidden_size, num_hidden_layers,
             num_attention_heads, intermediate_size and optionally hidden_act,
             max_position_embeddings, type_vocab_size, hidden_dropout_prob,
             attention_probs_dropout_prob, embedding_size, layer_norm_eps, initializer_range.
+        checkpoint_path: pretrained weights to load, or None.
+        model: 'bert' or 'roberta' (the same graph; RoBERTa checkpoints have no pooler).
         application: 'encoder', 'lm' or 'unilm'.
         with_mlm: False, True (probabilities) or 'linear' (logits): add the MLM head, whose
             output projection is tied to the token embeddings.
@@ -106,7 +120,8 @@ def build_transformer_model(
             condition first, with `layer_norm_cond_hidden_act`.
         additional_input_layers: inputs a `layer_norm_cond` tensor depends on.
         sequence_length: a fixed input length (static shapes for TPU/XLA), or None.
-        name: the model's name.
+        keep_tokens: vocabulary ids to keep from the checkpoint (sets `vocab_size`).
+        name: the model's name (default: `model`).
         **config_overrides: config entries to replace, e.g. `hidden_dropout_prob=0.0`.
     """
     config = dict(load_config(config))
@@ -117,7 +132,11 @@ def build_transformer_model(
             f"are {sorted(REQUIRED_KEYS + tuple(DEFAULTS))}."
         )
     config.update(config_overrides)
+    if keep_tokens is not None:
+        config["vocab_size"] = len(keep_tokens)
     config = load_config(config)
+    if model not in MODELS:
+        raise ValueError(f"`model` must be one of {MODELS}; received {model!r}.")
     if application not in masks.APPLICATIONS:
         raise ValueError(
             f"`application` must be one of {masks.APPLICATIONS}; received {application!r}."
@@ -205,7 +224,21 @@ def build_transformer_model(
             keras.layers.Activation(activation, dtype="float32", name="MLM-Activation")(y)
         )
     outputs = outputs[0] if len(outputs) == 1 else outputs[1] if len(outputs) == 2 else outputs[1:]
-    return keras.Model(inputs, outputs, name=name)
+    transformer = keras.Model(inputs, outputs, name=name or model)
+    if checkpoint_path is not None:
+        load_pretrained(transformer, checkpoint_path, keep_tokens)
+    return transformer
+
+
+def load_pretrained(model, checkpoint_path, keep_tokens=None):
+    """Loads weights by format: our `.h5` / `.weights.h5`, else a BERT checkpoint by name."""
+    path = str(checkpoint_path)
+    if path.endswith(".h5"):
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"Checkpoint file not found: {path}")
+        model.load_weights(path)
+        return None
+    return load_checkpoint(model, path, keep_tokens)
 
 
 def _layer_norm_condition(cond, hidden_size, hidden_act, additional_input_layers, initializer):

