@@ -140,8 +140,22 @@ class MultiHeadAttention(keras.layers.Layer):
         qw = ops.reshape(self.q_dense(q), (-1, q_len, self.heads, self.key_size))
         kw = ops.reshape(self.k_dense(k), (-1, k_len, self.heads, self.key_size))
         vw = ops.reshape(self.v_dense(v), (-1, k_len, self.heads, self.head_size))
-
         visible = self._visible(attention_mask, q_mask, v_mask)
+        output, probs = self.attend(qw, kw, vw, visible, training)
+        output = self.o_dense(output)
+        if self.return_attention_scores:
+            return [output, probs]
+        return output
+
+    def attend(self, qw, kw, vw, visible=None, training=None):
+        """Attention over projected heads, before the output projection.
+
+        `qw` is [batch, q_len, heads, key_size], `kw` / `vw` [batch, k_len, heads, size] (for
+        instance a key/value cache) and `visible` a boolean of rank 4 or None. Returns the
+        heads concatenated, [batch, q_len, heads * head_size], and the probabilities (None
+        unless computed explicitly).
+        """
+        q_len, k_len = ops.shape(qw)[1], ops.shape(kw)[1]
         scale = 1.0 / math.sqrt(self.key_size) if self.attention_scale else 1.0
         if self.normalization == "softmax_plus":
             factor = self._softmax_plus_factor(visible, k_len)
@@ -161,12 +175,7 @@ class MultiHeadAttention(keras.layers.Layer):
             # Rows with no visible key would be a uniform average (fused path) or 0/0.
             has_key = ops.any(visible, axis=-1, keepdims=True)
             output = output * ops.cast(ops.transpose(has_key, (0, 2, 1, 3)), output.dtype)
-
-        output = ops.reshape(output, (-1, q_len, self.heads * self.head_size))
-        output = self.o_dense(output)
-        if self.return_attention_scores:
-            return [output, probs]
-        return output
+        return ops.reshape(output, (-1, q_len, self.heads * self.head_size)), probs
 
     def _visible(self, attention_mask, q_mask, v_mask):
         """Combines all masks into a boolean of rank 4, or None when nothing is masked."""

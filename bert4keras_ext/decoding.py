@@ -1,0 +1,426 @@
+"""Autoregressive decoding: beam search and sampling (SPEC C8, C9).
+
+`AutoRegressiveDecoder` is bert4keras's API for users who write `predict(inputs, output_ids,
+states)` themselves (with the `wraps` decorator); it runs batches of inputs. `CachedGenerator`
+is the fast path for models made by `build_transformer_model(application='lm' | 'unilm',
+with_mlm=...)`: the prompt (the UNILM source) is encoded once, and each new token attends to a
+key/value cache, in one compiled step function per (rows, cache length) shape.
+
+Beam search keeps `topk` live hypotheses per input; a hypothesis that reaches `min_ends` end
+tokens is finished and set aside. Scores are summed log-probabilities, divided by
+`length ** length_penalty` when comparing finished hypotheses. An input stops when no live
+hypothesis can beat its best finished one (exact when `length_penalty == 0`, as scores only
+fall), or after `maxlen` new tokens; the result is the best finished hypothesis, or the best
+live one if none finished. The end token is not allowed before `minlen` new tokens.
+"""
+import functools
+
+import numpy as np
+from keras import ops
+
+from bert4keras_ext import masks
+
+
+def softmax(x, axis=-1):
+    x = x - x.max(axis=axis, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+class AutoRegressiveDecoder:
+    """Beam search and random sampling around a user-written `predict`.
+
+    Subclass it and define `predict(self, inputs, output_ids, states)` decorated with
+    `@AutoRegressiveDecoder.wraps(default_rtype='probas' | 'logits', use_states=...)`: it
+    receives `inputs` (a list of arrays, one row per hypothesis), `output_ids` ([rows, t], the
+    tokens so far) and `states`, and returns next-token probabilities (or logits) [rows, vocab],
+    plus new states if `use_states`. States are reordered with the hypotheses by
+    `reorder_states` (rows of every array by default).
+
+    Example:
+    ```python
+    class Reverser(AutoRegressiveDecoder):
+        @AutoRegressiveDecoder.wraps(default_rtype="logits")
+        def predict(self, inputs, output_ids, states):
+            token_ids, segment_ids = inputs
+            token_ids = np.concatenate([token_ids, output_ids], 1)
+            segment_ids = np.concatenate([segment_ids, np.ones_like(output_ids)], 1)
+            return model.predict([token_ids, segment_ids], verbose=0)[:, -1]
+
+    decoder = Reverser(start_id=None, end_id=sep_id, maxlen=32)
+    output_ids = decoder.beam_search([token_ids, segment_ids], topk=3)
+    ```
+    """
+
+    def __init__(self, start_id, end_id, maxlen, minlen=1):
+        if not isinstance(maxlen, int) or maxlen < 1:
+            raise ValueError(f"`maxlen` must be a positive integer; received {maxlen!r}.")
+        if not isinstance(minlen, int) or not 0 <= minlen <= maxlen:
+            raise ValueError(f"`minlen` must be an integer in [0, maxlen={maxlen}]; received "
+                             f"{minlen!r}.")
+        self.start_id, self.end_id = start_id, end_id
+        self.maxlen, self.minlen = maxlen, minlen
+        start = [] if start_id is None else [start_id]
+        self.first_output_ids = np.array([start], dtype="int64").reshape(1, len(start))
+
+    @staticmethod
+    def wraps(default_rtype="probas", use_states=False):
+        """Adapts a `predict` returning `default_rtype` to the decoder's calling convention."""
+        if default_rtype not in ("probas", "logits"):
+            raise ValueError(f"`default_rtype` must be 'probas' or 'logits'; received "
+                             f"{default_rtype!r}.")
+
+        def decorator(predict):
+            @functools.wraps(predict)
+            def wrapped(self, inputs, output_ids, states, temperature=1.0, rtype="probas"):
+                result = predict(self, inputs, output_ids, states)
+                scores, states = result if use_states else (result, None)
+                scores = np.asarray(scores, dtype="float64")
+                if default_rtype == "logits":
+                    probas = softmax(scores / temperature)
+                else:
+                    probas = scores ** (1.0 / temperature)
+                    probas = probas / probas.sum(axis=-1, keepdims=True)
+                if rtype == "probas":
+                    return probas, states
+                return np.log(probas + 1e-12), states
+
+            return wrapped
+
+        return decorator
+
+    def predict(self, inputs, output_ids, states, temperature=1.0, rtype="probas"):
+        raise NotImplementedError(
+            f"{type(self).__name__} must define `predict`, decorated with "
+            "`AutoRegressiveDecoder.wraps`."
+        )
+
+    def _compiled_step(self, tokens, rows, *cache):
+        """The step graph for these shapes, called without tf.function's dispatch cost."""
+        import tensorflow as tf
+
+        arguments = [tf.convert_to_tensor(tokens), tf.convert_to_tensor(rows), *cache]
+        key = tuple(tuple(argument.shape) for argument in arguments)
+        if key not in self._concrete_steps:
+            self._concrete_steps[key] = self._step.get_concrete_function(*arguments)
+        return self._concrete_steps[key](*arguments)
+
+    def reorder_states(self, states, rows):
+        """States for the hypotheses `rows` (indices into the previous rows)."""
+        if states is None:
+            return None
+        return [np.asarray(state)[rows] for state in states]
+
+    def _allowed(self, log_probs, generated):
+        """Forbids the end token before `minlen` new tokens."""
+        if generated + 1 < self.minlen:
+            log_probs = log_probs.copy()
+            log_probs[:, self.end_id] = -np.inf
+        return log_probs
+
+    # Beam search.
+    def beam_search(self, inputs, topk, states=None, temperature=1.0, min_ends=1,
+                    length_penalty=0.0):
+        """The best output ids for one input (a list of 1-D arrays), as in bert4keras."""
+        batch = [np.asarray(x)[None] for x in inputs]
+        return self.batch_beam_search(batch, topk, states, temperature, min_ends,
+                                      length_penalty)[0]
+
+    def batch_beam_search(self, inputs, topk, states=None, temperature=1.0, min_ends=1,
+                          length_penalty=0.0):
+        """Output ids (arrays) for a batch: `inputs` arrays have one row per input."""
+        if not isinstance(topk, int) or topk < 1:
+            raise ValueError(f"`topk` must be a positive integer; received {topk!r}.")
+        inputs = [np.asarray(x) for x in inputs]
+        count = len(inputs[0])
+        owner = np.arange(count)  # which input each row belongs to
+        output_ids = np.repeat(self.first_output_ids, count, axis=0)
+        scores = np.zeros(count)
+        finished = [[] for _ in range(count)]  # (normalized score, ids)
+        start = self.first_output_ids.shape[1]
+
+        def normalized(score, ids):
+            return score / max(1, ids.shape[-1] - start) ** length_penalty
+
+        for step in range(self.maxlen):
+            log_probs, states = self.predict(inputs, output_ids, states, temperature, "logits")
+            candidates = scores[:, None] + self._allowed(log_probs, step)
+            vocab = candidates.shape[1]
+            rows, tokens, new_scores = [], [], []
+            for sample in np.unique(owner):
+                own = np.flatnonzero(owner == sample)
+                flat = candidates[own].ravel()
+                best = top_indices(flat, topk)
+                rows += list(own[best // vocab])
+                tokens += list(best % vocab)
+                new_scores += list(flat[best])
+            rows, tokens, scores = np.array(rows), np.array(tokens), np.array(new_scores)
+            output_ids = np.concatenate([output_ids[rows], tokens[:, None]], axis=1)
+            owner = owner[rows]
+            ends = (output_ids[:, start:] == self.end_id).sum(axis=1) >= min_ends
+            ended_now = ends & (tokens == self.end_id)
+            for row in np.flatnonzero(ended_now):
+                finished[owner[row]].append((normalized(scores[row], output_ids[row]),
+                                             output_ids[row]))
+            keep = ~ended_now
+            for sample in np.unique(owner):
+                live = keep & (owner == sample)
+                if finished[sample] and (
+                    not live.any()
+                    or max(f[0] for f in finished[sample]) >= max(
+                        normalized(scores[r], output_ids[r]) for r in np.flatnonzero(live)
+                    )
+                ):
+                    keep &= owner != sample
+            if not keep.any():
+                break
+            kept = rows[keep]
+            inputs = [x[kept] for x in inputs]
+            states = self.reorder_states(states, kept)
+            output_ids, scores, owner = output_ids[keep], scores[keep], owner[keep]
+
+        results = []
+        for sample in range(count):
+            options = list(finished[sample])
+            if not options:  # nothing finished: the best live hypothesis
+                options = [(normalized(scores[r], output_ids[r]), output_ids[r])
+                           for r in np.flatnonzero(owner == sample)]
+            best = max(range(len(options)), key=lambda i: options[i][0])
+            results.append(options[best][1][start:])
+        return results
+
+    # Random sampling.
+    def random_sample(self, inputs, n, topk=None, topp=None, states=None, temperature=1.0,
+                      min_ends=1, seed=None):
+        """`n` sampled outputs for one input (a list of 1-D arrays), as in bert4keras."""
+        batch = [np.asarray(x)[None] for x in inputs]
+        return self.batch_random_sample(batch, n, topk, topp, states, temperature, min_ends,
+                                        seed)[0]
+
+    def batch_random_sample(self, inputs, n, topk=None, topp=None, states=None,
+                            temperature=1.0, min_ends=1, seed=None):
+        """For each input, `n` outputs sampled from the (top-k / top-p filtered) model."""
+        if topk is not None and (not isinstance(topk, int) or topk < 1):
+            raise ValueError(f"`topk` must be None or a positive integer; received {topk!r}.")
+        if topp is not None and not 0.0 < topp <= 1.0:
+            raise ValueError(f"`topp` must be None or in (0, 1]; received {topp!r}.")
+        rng = np.random.default_rng(seed)
+        inputs = [np.asarray(x) for x in inputs]
+        count = len(inputs[0])
+        owner = np.arange(count)
+        output_ids = np.repeat(self.first_output_ids, count, axis=0)
+        start = self.first_output_ids.shape[1]
+        results = [[] for _ in range(count)]
+        for step in range(self.maxlen):
+            probas, states = self.predict(inputs, output_ids, states, temperature, "probas")
+            probas = np.exp(self._allowed(np.log(probas + 1e-300), step))
+            if step == 0:  # one prediction per input, then n samples of it
+                rows = np.repeat(np.arange(count), n)
+                probas, owner = probas[rows], owner[rows]
+                inputs = [x[rows] for x in inputs]
+                states = self.reorder_states(states, rows)
+                output_ids = output_ids[rows]
+            tokens = sample_tokens(filter_probas(probas, topk, topp), rng)
+            output_ids = np.concatenate([output_ids, tokens[:, None]], axis=1)
+            done = ((output_ids[:, start:] == self.end_id).sum(axis=1) >= min_ends) & (
+                tokens == self.end_id
+            )
+            for row in np.flatnonzero(done):
+                results[owner[row]].append(output_ids[row, start:])
+            keep = np.flatnonzero(~done)
+            if not len(keep):
+                break
+            inputs = [x[keep] for x in inputs]
+            states = self.reorder_states(states, keep)
+            output_ids, owner = output_ids[keep], owner[keep]
+        else:
+            for row in range(len(owner)):
+                results[owner[row]].append(output_ids[row, start:])
+        return results
+
+
+def top_indices(values, k):
+    """Indices of the k largest values, largest first, ties to the lower index."""
+    k = min(k, len(values))
+    part = np.argpartition(-values, k - 1)[:k]
+    # argpartition may pick any of several equal values at the boundary: take them all.
+    part = np.flatnonzero(values >= values[part].min())
+    return part[np.lexsort((part, -values[part]))][:k]
+
+
+def filter_probas(probas, topk=None, topp=None):
+    """Keeps the `topk` most likely tokens and the smallest set reaching mass `topp`."""
+    probas = np.array(probas, dtype="float64")
+    order = np.argsort(-probas, axis=1, kind="stable")
+    ranked = np.take_along_axis(probas, order, axis=1)
+    allowed = np.ones_like(ranked, dtype=bool)
+    if topk is not None:
+        allowed[:, topk:] = False
+    if topp is not None:
+        mass_before = np.cumsum(ranked, axis=1) - ranked
+        allowed &= mass_before < topp * ranked.sum(axis=1, keepdims=True)
+    ranked = np.where(allowed, ranked, 0.0)
+    filtered = np.zeros_like(probas)
+    np.put_along_axis(filtered, order, ranked, axis=1)
+    return filtered / filtered.sum(axis=1, keepdims=True)
+
+
+def sample_tokens(probas, rng):
+    """One token per row, drawn from each row's distribution."""
+    cumulative = np.cumsum(probas, axis=1)
+    draws = rng.random(len(probas))[:, None] * cumulative[:, -1:]
+    return np.minimum((cumulative <= draws).sum(axis=1), probas.shape[1] - 1)
+
+
+class CachedGenerator(AutoRegressiveDecoder):
+    """Fast decoding for `build_transformer_model(application='lm' | 'unilm', with_mlm=...)`.
+
+    Inputs are `[token_ids, segment_ids]` of the prompts (`[CLS] source [SEP]` for UNILM; any
+    prefix for an LM), right-padded with 0 in a batch. The prompt is encoded once (for UNILM
+    bidirectionally) into a key/value cache per layer; each step embeds only the new token at
+    its true position (segment 1 for UNILM, 0 for an LM) and attends to the cache. Results are
+    exactly those of re-running the whole model on `prompt + output` at every step. The padding
+    id 0 is never generated. Models with Conditional LayerNorm are not supported here.
+
+    Example:
+    ```python
+    generator = CachedGenerator(model, end_id=tokenizer.token_to_id("[SEP]"), maxlen=64)
+    outputs = generator.batch_beam_search([token_ids, segment_ids], topk=3)
+    ```
+    """
+
+    def __init__(self, model, end_id, maxlen, minlen=1, start_id=None):
+        super().__init__(start_id, end_id, maxlen, minlen)
+        self.application = model.get_layer("Attention-Mask").application
+        if self.application not in ("lm", "unilm"):
+            raise ValueError("CachedGenerator needs a model built with application='lm' or "
+                             f"'unilm'; this one is {self.application!r}.")
+        try:
+            self.bias = model.get_layer("MLM-Bias")
+        except ValueError as error:
+            raise ValueError("CachedGenerator needs a model built with `with_mlm`.") from error
+        if model.get_layer("Embedding-Norm").conditional:
+            raise ValueError("CachedGenerator does not support Conditional LayerNorm models; "
+                             "use AutoRegressiveDecoder with your own `predict`.")
+        names = {layer.name for layer in model.layers}
+        self.token = model.get_layer("Embedding-Token")
+        self.segment = model.get_layer("Embedding-Segment") if (
+            "Embedding-Segment" in names) else None
+        self.position = model.get_layer("Embedding-Position")
+        self.embedding_norm = model.get_layer("Embedding-Norm")
+        self.mapping = model.get_layer("Embedding-Mapping") if (
+            "Embedding-Mapping" in names) else None
+        self.blocks = []
+        index = 0
+        while f"Transformer-{index}-MultiHeadSelfAttention" in names:
+            prefix = f"Transformer-{index}-"
+            self.blocks.append(tuple(model.get_layer(prefix + suffix) for suffix in (
+                "MultiHeadSelfAttention", "MultiHeadSelfAttention-Norm",
+                "FeedForward", "FeedForward-Norm",
+            )))
+            index += 1
+        self.mlm_dense = model.get_layer("MLM-Dense")
+        self.mlm_norm = model.get_layer("MLM-Norm")
+        self.new_segment = 1 if self.application == "unilm" else 0
+        import tensorflow as tf  # compiled steps; one graph per input shape
+
+        self._prefill = tf.function(self._prefill_graph, jit_compile=True)
+        self._step = tf.function(self._step_graph, jit_compile=True)
+        self._concrete_steps = {}
+
+    @AutoRegressiveDecoder.wraps(default_rtype="logits", use_states=True)
+    def predict(self, inputs, output_ids, states):
+        if states is None:
+            token_ids, segment_ids = (np.asarray(x, "int32") for x in inputs)
+            logits, *states = self._prefill(token_ids, segment_ids)
+        else:
+            tokens = np.asarray(output_ids[:, -1], "int32")
+            logits, *states = self._compiled_step(tokens, *states)
+        states = [np.arange(len(logits), dtype="int32"), *states]
+        logits = np.array(logits, dtype="float64")
+        logits[:, 0] = -np.inf  # never the padding id
+        return logits, states
+
+    def _compiled_step(self, tokens, rows, *cache):
+        """The step graph for these shapes, called without tf.function's dispatch cost."""
+        import tensorflow as tf
+
+        arguments = [tf.convert_to_tensor(tokens), tf.convert_to_tensor(rows), *cache]
+        key = tuple(tuple(argument.shape) for argument in arguments)
+        if key not in self._concrete_steps:
+            self._concrete_steps[key] = self._step.get_concrete_function(*arguments)
+        return self._concrete_steps[key](*arguments)
+
+    def reorder_states(self, states, rows):
+        # The cache is gathered inside the next compiled step; here only the rows compose.
+        pending, *cache = states
+        return [pending[np.asarray(rows)], *cache]
+
+    # The Transformer, piece by piece.
+    def _embed(self, token_ids, segment_ids, positions):
+        x = self.token(token_ids)
+        if self.segment is not None:
+            x = x + self.segment(segment_ids)
+        x = x + ops.cast(ops.take(self.position.embeddings, positions, axis=0), x.dtype)
+        x = self.embedding_norm(x)
+        return self.mapping(x) if self.mapping is not None else x
+
+    def _block(self, block, x, keys, values, visible):
+        """One layer on new positions `x`, attending to `keys` / `values` (the cache)."""
+        attention, attention_norm, feed_forward, feed_forward_norm = block
+        heads, key_size = attention.heads, attention.key_size
+        length = ops.shape(x)[1]
+        qw = ops.reshape(attention.q_dense(x), (-1, length, heads, key_size))
+        output, _ = attention.attend(qw, keys, values, visible)
+        x = attention_norm(x + attention.o_dense(output))
+        return feed_forward_norm(x + feed_forward(x))
+
+    def _project_kv(self, block, x):
+        attention = block[0]
+        length = ops.shape(x)[1]
+        keys = ops.reshape(attention.k_dense(x), (-1, length, attention.heads, attention.key_size))
+        values = ops.reshape(attention.v_dense(x),
+                             (-1, length, attention.heads, attention.head_size))
+        return keys, values
+
+    def _logits(self, x):
+        x = self.mlm_norm(self.mlm_dense(x))
+        return self.bias(self.token(x, mode="dense"))
+
+    def _prefill_graph(self, token_ids, segment_ids):
+        length = ops.shape(token_ids)[1]
+        valid = ops.not_equal(token_ids, 0)
+        visible = masks.attention_mask(self.application, token_ids, segment_ids)
+        x = self._embed(token_ids, segment_ids, ops.arange(length)[None])
+        caches = []
+        # Per layer: keys and values [rows, prompt + maxlen, heads, size], room for new tokens.
+        room = [(0, 0), (0, self.maxlen), (0, 0), (0, 0)]
+        for block in self.blocks:
+            keys, values = self._project_kv(block, x)
+            x = self._block(block, x, keys, values, visible)
+            caches += [ops.pad(keys, room), ops.pad(values, room)]
+        lengths = ops.sum(ops.cast(valid, "int32"), axis=1)
+        last = ops.take_along_axis(x, (lengths - 1)[:, None, None], axis=1)
+        cache_valid = ops.pad(valid, [(0, 0), (0, self.maxlen)])
+        return (self._logits(last)[:, 0], cache_valid, lengths, ops.convert_to_tensor(length),
+                *caches)
+
+    def _step_graph(self, tokens, rows, cache_valid, lengths, index, *caches):
+        # Reorder the hypotheses first (beam search picks new parents every step).
+        cache_valid, lengths = ops.take(cache_valid, rows, axis=0), ops.take(lengths, rows, axis=0)
+        caches = [ops.take(cache, rows, axis=0) for cache in caches]
+        cache_valid = ops.logical_or(
+            cache_valid, ops.one_hot(index, ops.shape(cache_valid)[1], dtype="bool")[None]
+        )
+        visible = cache_valid[:, None, None, :]
+        segments = ops.full_like(tokens, self.new_segment)
+        x = self._embed(tokens[:, None], segments[:, None], lengths[:, None])
+        start = ops.stack([0, index, 0, 0])
+        new_caches = []
+        for layer, block in enumerate(self.blocks):
+            key, value = self._project_kv(block, x)
+            keys = ops.slice_update(caches[2 * layer], start, key)
+            values = ops.slice_update(caches[2 * layer + 1], start, value)
+            x = self._block(block, x, keys, values, visible)
+            new_caches += [keys, values]
+        return (self._logits(x)[:, 0], cache_valid, lengths + 1, index + 1, *new_caches)
