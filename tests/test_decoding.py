@@ -1,0 +1,150 @@
+"""Decoding: beam search against exhaustive search, cached == uncached, sampling filters,
+min_ends / maxlen / minlen."""
+import functools
+import itertools
+
+import keras
+import numpy as np
+import pytest
+
+from bert4keras_ext.decoding import (
+    AutoRegressiveDecoder,
+    CachedGenerator,
+    filter_probas,
+    softmax,
+)
+from bert4keras_ext.models import build_transformer_model
+
+END = 2
+
+
+def tiny_model(application, vocab_size=30, seed=0):
+    keras.utils.set_random_seed(seed)
+    config = dict(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2,
+                  num_attention_heads=4, intermediate_size=64, hidden_dropout_prob=0.0,
+                  attention_probs_dropout_prob=0.0, initializer_range=0.5)
+    return build_transformer_model(config, application=application, with_mlm="linear")
+
+
+class Uncached(AutoRegressiveDecoder):
+    """Re-runs the whole model on prompt + output at every step (bert4keras's way)."""
+
+    def __init__(self, model, segment, **kwargs):
+        super().__init__(start_id=None, **kwargs)
+        self.model, self.segment = model, segment
+
+    @AutoRegressiveDecoder.wraps(default_rtype="logits")
+    def predict(self, inputs, output_ids, states):
+        token_ids, segment_ids = inputs
+        token_ids = np.concatenate([token_ids, output_ids], axis=1)
+        segment_ids = np.concatenate([segment_ids, np.full_like(output_ids, self.segment)], 1)
+        logits = np.array(self.model.predict_on_batch([token_ids, segment_ids])[:, -1],
+                          dtype="float64")
+        logits[:, 0] = -np.inf
+        return logits
+
+
+PROMPTS = [np.array([1, 5, 6, 7, 2]), np.array([1, 8, 2]), np.array([1, 9, 9, 4, 11, 3, 2])]
+
+
+@pytest.mark.parametrize("application", ["unilm", "lm"])
+def test_cached_equals_uncached_greedy_and_beam_in_batches(application):
+    model = tiny_model(application)
+    cached = CachedGenerator(model, end_id=END, maxlen=8)
+    uncached = Uncached(model, 1 if application == "unilm" else 0, end_id=END, maxlen=8)
+    width = max(len(p) for p in PROMPTS)
+    token_ids = np.array([np.pad(p, (0, width - len(p))) for p in PROMPTS])
+    segment_ids = np.zeros_like(token_ids)
+    for topk in (1, 3):
+        batch = cached.batch_beam_search([token_ids, segment_ids], topk)
+        for prompt, output in zip(PROMPTS, batch):
+            expected = uncached.beam_search([prompt, np.zeros_like(prompt)], topk)
+            np.testing.assert_array_equal(output, expected)
+
+
+def test_beam_as_wide_as_all_prefixes_finds_the_exhaustive_best():
+    """Vocabulary 5 (0 is padding, never generated), 3 new tokens, beam 16 >= 4^2 prefixes."""
+    model = tiny_model("unilm", vocab_size=5, seed=3)
+    prompt = np.array([1, 3, 4, 2])
+    uncached = Uncached(model, 1, end_id=END, maxlen=3)
+
+    @functools.cache
+    def next_log_probs(prefix):
+        output = np.array([prefix], "int64").reshape(1, len(prefix))
+        log_probs, _ = uncached.predict([prompt[None], np.zeros((1, 4), "int64")], output,
+                                        None, 1.0, "logits")
+        return log_probs[0]
+
+    def log_prob(sequence):
+        return sum(next_log_probs(tuple(sequence[:i]))[token] for i, token in enumerate(sequence))
+
+    candidates = []
+    for length in (1, 2, 3):
+        for body in itertools.product([1, 3, 4], repeat=length - 1):
+            candidates.append(body + (END,))
+        if length == 3:
+            candidates += list(itertools.product([1, 3, 4], repeat=3))
+    best = max(candidates, key=log_prob)
+    cached = CachedGenerator(model, end_id=END, maxlen=3)
+    for decoder in (uncached, cached):
+        output = decoder.beam_search([prompt, np.zeros_like(prompt)], topk=16)
+        assert tuple(output) == best
+
+
+class FixedDistribution(AutoRegressiveDecoder):
+    """Every step predicts the same distribution (vocabulary 6, end id 5)."""
+
+    def __init__(self, probas, **kwargs):
+        super().__init__(start_id=None, end_id=5, **kwargs)
+        self.probas = np.asarray(probas, "float64")
+
+    @AutoRegressiveDecoder.wraps(default_rtype="probas")
+    def predict(self, inputs, output_ids, states):
+        return np.repeat(self.probas[None], len(output_ids), axis=0)
+
+
+def test_top_k_and_top_p_never_leave_the_allowed_set():
+    decoder = FixedDistribution([0.05, 0.4, 0.3, 0.15, 0.1, 0.0], maxlen=30)
+    dummy = [np.zeros(1)]
+    for topk, topp, allowed in ((2, None, {1, 2}), (None, 0.75, {1, 2, 3}),
+                                (3, 0.5, {1, 2}), (None, None, {0, 1, 2, 3, 4})):
+        samples = decoder.random_sample(dummy, n=20, topk=topk, topp=topp, seed=1)
+        assert len(samples) == 20 and all(len(s) == 30 for s in samples)
+        seen = set(np.concatenate(samples).tolist())
+        assert seen <= allowed and len(seen) == len(allowed)
+    np.testing.assert_allclose(filter_probas([[0.5, 0.2, 0.3]], topk=2), [[0.625, 0, 0.375]])
+
+
+def test_min_ends_maxlen_and_minlen():
+    # The end token is the most likely at every step.
+    probas = [0.0, 0.2, 0.1, 0.05, 0.05, 0.6]
+    dummy = [np.zeros(1)]
+    np.testing.assert_array_equal(FixedDistribution(probas, maxlen=10).beam_search(dummy, 2),
+                                  [5])
+    np.testing.assert_array_equal(
+        FixedDistribution(probas, maxlen=10).beam_search(dummy, 2, min_ends=3), [5, 5, 5]
+    )
+    minlen = FixedDistribution(probas, maxlen=10, minlen=4).beam_search(dummy, 1)
+    np.testing.assert_array_equal(minlen, [1, 1, 1, 5])
+    never_ends = FixedDistribution([0.1, 0.5, 0.4, 0.0, 0.0, 0.0], maxlen=6)
+    assert len(never_ends.beam_search(dummy, 3)) == 6
+    sampled = FixedDistribution(probas, maxlen=50).random_sample(dummy, 10, min_ends=2, seed=0)
+    assert all(list(s).count(5) == 2 and s[-1] == 5 for s in sampled)
+
+
+def test_wraps_temperature_and_errors():
+    logits = np.array([[1.0, 2.0, 3.0]])
+    np.testing.assert_allclose(softmax(logits / 2.0), [[0.186, 0.307, 0.506]], atol=1e-3)
+    with pytest.raises(ValueError, match="`maxlen` must be a positive integer"):
+        FixedDistribution([1.0], maxlen=0)
+    with pytest.raises(ValueError, match=r"`minlen` must be an integer in \[0, maxlen=3\]"):
+        FixedDistribution([1.0], maxlen=3, minlen=5)
+    decoder = FixedDistribution([0.5, 0.5, 0, 0, 0, 0], maxlen=3)
+    with pytest.raises(ValueError, match="`topk` must be a positive integer"):
+        decoder.beam_search([np.zeros(1)], 0)
+    with pytest.raises(ValueError, match=r"`topp` must be None or in \(0, 1\]"):
+        decoder.random_sample([np.zeros(1)], 2, topp=1.5)
+    with pytest.raises(ValueError, match="application='lm' or 'unilm'"):
+        CachedGenerator(tiny_model("encoder"), end_id=END, maxlen=4)
+    with pytest.raises(NotImplementedError, match="must define `predict`"):
+        AutoRegressiveDecoder(None, END, 3).beam_search([np.zeros(1)], 1)
