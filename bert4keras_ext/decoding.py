@@ -328,8 +328,13 @@ class CachedGenerator(AutoRegressiveDecoder):
         self._step = tf.function(self._step_graph, jit_compile=True)
         self._concrete_steps = {}
 
-    @AutoRegressiveDecoder.wraps(default_rtype="logits", use_states=True)
-    def predict(self, inputs, output_ids, states):
+    def next_logits(self, inputs, output_ids, states):
+        """Next-token logits [rows, vocab] and new states: the hook for constrained decoding.
+
+        Subclasses that restrict or merge distributions write their own `predict` (decorated
+        with `AutoRegressiveDecoder.wraps(default_rtype='logits', use_states=True)`) on top of
+        this method, as the reading-comprehension example does.
+        """
         if states is None:
             token_ids, segment_ids = (np.asarray(x, "int32") for x in inputs)
             logits, *states = self._prefill(token_ids, segment_ids)
@@ -340,6 +345,8 @@ class CachedGenerator(AutoRegressiveDecoder):
         logits = np.array(logits, dtype="float64")
         logits[:, 0] = -np.inf  # never the padding id
         return logits, states
+
+    predict = AutoRegressiveDecoder.wraps(default_rtype="logits", use_states=True)(next_logits)
 
     def _compiled_step(self, tokens, rows, *cache):
         """The step graph for these shapes, called without tf.function's dispatch cost."""

@@ -62,6 +62,25 @@ def test_cached_equals_uncached_greedy_and_beam_in_batches(application):
             np.testing.assert_array_equal(output, expected)
 
 
+def test_constraint_hook_restricts_the_cached_generator():
+    allowed = [2, 7, 11, 13]
+
+    class Restricted(CachedGenerator):
+        @AutoRegressiveDecoder.wraps(default_rtype="logits", use_states=True)
+        def predict(self, inputs, output_ids, states):
+            logits, states = self.next_logits(inputs, output_ids, states)
+            blocked = np.ones(logits.shape[1], bool)
+            blocked[allowed] = False
+            logits[:, blocked] = -np.inf
+            return logits, states
+
+    generator = Restricted(tiny_model("unilm"), end_id=END, maxlen=6)
+    prompt = PROMPTS[0]
+    for output in (generator.beam_search([prompt, np.zeros_like(prompt)], 3),
+                   *generator.random_sample([prompt, np.zeros_like(prompt)], 4, seed=0)):
+        assert set(output.tolist()) <= set(allowed)
+
+
 def test_beam_as_wide_as_all_prefixes_finds_the_exhaustive_best():
     """Vocabulary 5 (0 is padding, never generated), 3 new tokens, beam 16 >= 4^2 prefixes."""
     model = tiny_model("unilm", vocab_size=5, seed=3)

@@ -1,0 +1,319 @@
+"""Batches for training: padding, bert4keras's DataGenerator, a process-safe PyDataset source
+and `parallel_apply` (SPEC C7)."""
+import collections
+import concurrent.futures
+import math
+import multiprocessing
+
+import keras
+import numpy as np
+
+
+def sequence_padding(inputs, length=None, value=0, seq_dims=1, mode="post"):
+    """Pads (or truncates) ragged nested sequences into one NumPy array.
+
+    `inputs` is a batch of sequences; the first `seq_dims` axes after the batch are padded to
+    `length` (an int or one int per axis; default: the longest). `mode='post'` pads and cuts at
+    the end, `'pre'` at the start.
+
+    Example:
+    ```python
+    sequence_padding([[1, 2, 3], [4]])  # array([[1, 2, 3], [4, 0, 0]])
+    ```
+    """
+    if mode not in ("post", "pre"):
+        raise ValueError(f"`mode` must be 'post' or 'pre'; received {mode!r}.")
+    if not len(inputs):
+        raise ValueError("`inputs` is empty.")
+    longest = _longest(inputs, seq_dims)
+    if length is None:
+        length = longest
+    elif isinstance(length, int):
+        length = [length] * seq_dims
+    if len(length) != seq_dims:
+        raise ValueError(f"`length` must give {seq_dims} lengths; received {length!r}.")
+    leaves = _first_leaf(inputs, seq_dims + 1)
+    output = np.full((len(inputs), *length, *leaves.shape), value, dtype=leaves.dtype)
+    for row, item in enumerate(inputs):
+        _place(output[row], item, length, mode)
+    return output
+
+
+def _longest(sequences, depth):
+    """The longest length at each of the `depth` nesting levels below the batch."""
+    lengths = [max(len(x) for x in sequences)]
+    if depth > 1:
+        inner = [y for x in sequences for y in x]
+        lengths += _longest(inner, depth - 1) if inner else [0] * (depth - 1)
+    return lengths
+
+
+def _first_leaf(sequences, depth):
+    """One leaf element (below the padded axes), for its shape and dtype."""
+    for item in sequences:
+        if depth == 1:
+            return np.asarray(item)
+        if len(item):
+            return _first_leaf(item, depth - 1)
+    return np.asarray(0)
+
+
+def _place(target, item, length, mode):
+    """Writes `item` into `target` (already padded), cutting it to `length`."""
+    size = length[0]
+    kept = list(item)[:size] if mode == "post" else list(item)[max(0, len(item) - size):]
+    offset = 0 if mode == "post" else size - len(kept)
+    for i, element in enumerate(kept):
+        if len(length) > 1:
+            _place(target[offset + i], element, length[1:], mode)
+        else:
+            target[offset + i] = element
+
+
+class DataGenerator:
+    """bert4keras's data generator: subclass it and write `__iter__(self, random=False)`.
+
+    `sample(random)` yields `(is_end, item)` over `data`: a full permutation for sized data, a
+    buffered shuffle (`buffer_size`, default 1000 batches) for plain iterables. `forfit()`
+    cycles forever for `fit(steps_per_epoch=len(generator))`; `to_dataset` wraps it into a
+    `tf.data.Dataset` for tf.distribute.
+
+    Example:
+    ```python
+    class Batches(DataGenerator):
+        def __iter__(self, random=False):
+            tokens = []
+            for is_end, (text, label) in self.sample(random):
+                tokens.append(tokenizer.encode(text)[0])
+                if len(tokens) == self.batch_size or is_end:
+                    yield sequence_padding(tokens)
+                    tokens = []
+    ```
+    """
+
+    def __init__(self, data, batch_size=32, buffer_size=None):
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive integer; received {batch_size!r}.")
+        self.data = data
+        self.batch_size = batch_size
+        self.buffer_size = buffer_size or batch_size * 1000
+        if hasattr(data, "__len__"):
+            self.steps = math.ceil(len(data) / batch_size)
+        else:
+            self.steps = None
+
+    def __len__(self):
+        if self.steps is None:
+            raise TypeError("The data has no length, so neither has the generator.")
+        return self.steps
+
+    def sample(self, random=False):
+        """Yields `(is_end, item)`; `is_end` is True for the last item."""
+        if random and self.steps is not None:
+            items = (self.data[i] for i in np.random.permutation(len(self.data)))
+        elif random:
+            items = self._buffered_shuffle()
+        else:
+            items = iter(self.data)
+        previous = next(items, _NOTHING)
+        if previous is _NOTHING:
+            return
+        for item in items:
+            yield False, previous
+            previous = item
+        yield True, previous
+
+    def _buffered_shuffle(self):
+        buffer = []
+        for item in self.data:
+            buffer.append(item)
+            if len(buffer) >= self.buffer_size:
+                yield buffer.pop(np.random.randint(len(buffer)))
+        while buffer:
+            yield buffer.pop(np.random.randint(len(buffer)))
+
+    def __iter__(self, random=False):
+        raise NotImplementedError(f"{type(self).__name__} must define `__iter__(random)`.")
+
+    def forfit(self, random=True):
+        while True:
+            yield from self.__iter__(random)
+
+    def to_dataset(self, types, shapes, names=None, padded_batch=False):
+        """A `tf.data.Dataset` over `forfit()`.
+
+        `types` / `shapes` describe what `__iter__` yields (nested like it); with `names`,
+        the structure is given names (`names=('x', 'y')` with `types=('int32', 'int32')`
+        gives dicts). With `padded_batch=True`, `__iter__` yields single samples and the
+        dataset pads them into batches of `batch_size`.
+        """
+        import tensorflow as tf
+
+        signature = _signature(types, shapes, names)
+        if names is None:
+            generator = self.forfit
+        else:
+            generator = lambda: (_named(names, item) for item in self.forfit())  # noqa: E731
+        dataset = tf.data.Dataset.from_generator(generator, output_signature=signature)
+        if padded_batch:
+            dataset = dataset.padded_batch(self.batch_size)
+        return dataset
+
+
+_NOTHING = object()
+
+
+def _signature(types, shapes, names):
+    import tensorflow as tf
+
+    if isinstance(types, (list, tuple)):
+        specs = [_signature(t, s, None) for t, s in zip(types, shapes)]
+        if names is not None:
+            return {name: spec for name, spec in zip(names, specs)}
+        return tuple(specs)
+    return tf.TensorSpec(shape=shapes, dtype=types)
+
+
+def _named(names, item):
+    return {name: value for name, value in zip(names, item)}
+
+
+class SeededBatches(keras.utils.PyDataset):
+    """An index-based, process-safe batch source with reproducible randomness.
+
+    Every batch of an epoch is produced exactly once, whichever worker builds it. The sample
+    order is a permutation drawn from `(seed, epoch)`, so epochs differ but runs repeat; the
+    random generator handed to `make_batch` is seeded from `(seed, epoch, index)`, so forked
+    workers never share random streams and a batch is the same whoever builds it. An
+    exception in a worker is raised in `fit`. Override `make_batch(items, rng)`.
+
+    Example:
+    ```python
+    class MaskedBatches(SeededBatches):
+        def make_batch(self, items, rng):
+            tokens = sequence_padding(items)
+            masked = rng.random(tokens.shape) < 0.15
+            return np.where(masked, MASK_ID, tokens), tokens
+
+    model.fit(MaskedBatches(corpus, batch_size=32, workers=4, use_multiprocessing=True))
+    ```
+    """
+
+    def __init__(self, data, batch_size, seed=0, shuffle=True, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive integer; received {batch_size!r}.")
+        if not len(data):
+            raise ValueError("`data` is empty.")
+        self.data = data
+        self.batch_size = batch_size
+        self.seed = seed
+        self.shuffle = shuffle
+        self.epoch = 0
+        self._epoch_started = False
+
+    def __len__(self):
+        return math.ceil(len(self.data) / self.batch_size)
+
+    def indices(self, index):
+        """Sample indices of batch `index` in the current epoch."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"Batch index {index} out of range [0, {len(self)}).")
+        order = np.arange(len(self.data))
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(order)
+        return order[index * self.batch_size: (index + 1) * self.batch_size]
+
+    def __getitem__(self, index):
+        items = [self.data[i] for i in self.indices(index)]
+        return self.make_batch(items, np.random.default_rng([self.seed, self.epoch, index]))
+
+    def make_batch(self, items, rng):
+        """Builds the batch from its items; `rng` is this batch's own random generator."""
+        return sequence_padding(items)
+
+    def on_epoch_begin(self):
+        self._epoch_started = True
+
+    def on_epoch_end(self):
+        # Keras also calls this once before the first epoch; count finished epochs only. The
+        # count changes here, not in on_epoch_begin, because Keras forks the next epoch's
+        # workers before calling on_epoch_begin.
+        if self._epoch_started:
+            self.epoch += 1
+            self._epoch_started = False
+
+
+# parallel_apply: the function reaches forked workers through this global, so closures work.
+_worker_function = None
+
+
+def _start_worker(function, seeds):
+    global _worker_function
+    _worker_function = function
+    seed = seeds.get() if seeds is not None else None
+    if seed is not None:
+        np.random.seed(seed)
+
+
+def _run_in_worker(item):
+    return _worker_function(item)
+
+
+def parallel_apply(func, iterable, workers, max_queue_size, callback=None, dummy=False,
+                   random_seeds=True, ordered=True):
+    """Applies `func` to every item with `workers` processes (threads if `dummy`).
+
+    At most `max_queue_size` items are in flight. Returns the list of results, or passes each
+    result to `callback` and returns None. `random_seeds`: True gives each process worker its
+    own NumPy seed from fresh entropy, a list gives explicit seeds, False leaves them alone.
+    An exception in `func` (or a crashed worker) is raised here, never a hang. Processes are
+    forked, so `func` may be a closure; items and results must be picklable.
+    """
+    if workers < 1 or max_queue_size < 1:
+        raise ValueError(f"`workers` and `max_queue_size` must be >= 1; received {workers} "
+                         f"and {max_queue_size}.")
+    if dummy:
+        executor = concurrent.futures.ThreadPoolExecutor(workers)
+        call = func
+    else:
+        context = multiprocessing.get_context("fork")
+        seeds = None
+        if random_seeds is not False:
+            seeds = context.Queue()
+            values = (list(random_seeds) if random_seeds is not True
+                      else list(np.random.SeedSequence().generate_state(workers)))
+            if len(values) < workers:
+                raise ValueError(f"`random_seeds` needs {workers} seeds; received {len(values)}.")
+            for value in values[:workers]:
+                seeds.put(int(value))
+        executor = concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_start_worker, initargs=(func, seeds)
+        )
+        call = _run_in_worker
+
+    results = [] if callback is None else None
+    emit = results.append if callback is None else callback
+    pending = collections.deque()
+    try:
+        for item in iterable:
+            pending.append(executor.submit(call, item))
+            while len(pending) >= max_queue_size:
+                _drain_one(pending, ordered, emit)
+        while pending:
+            _drain_one(pending, ordered, emit)
+    finally:
+        for future in pending:
+            future.cancel()
+        executor.shutdown(wait=True, cancel_futures=True)
+    return results
+
+
+def _drain_one(pending, ordered, emit):
+    if ordered:
+        emit(pending.popleft().result())
+        return
+    done, _ = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+    for future in done:
+        pending.remove(future)
+        emit(future.result())
