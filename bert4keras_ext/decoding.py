@@ -95,16 +95,6 @@ class AutoRegressiveDecoder:
             "`AutoRegressiveDecoder.wraps`."
         )
 
-    def _compiled_step(self, tokens, rows, *cache):
-        """The step graph for these shapes, called without tf.function's dispatch cost."""
-        import tensorflow as tf
-
-        arguments = [tf.convert_to_tensor(tokens), tf.convert_to_tensor(rows), *cache]
-        key = tuple(tuple(argument.shape) for argument in arguments)
-        if key not in self._concrete_steps:
-            self._concrete_steps[key] = self._step.get_concrete_function(*arguments)
-        return self._concrete_steps[key](*arguments)
-
     def reorder_states(self, states, rows):
         """States for the hypotheses `rows` (indices into the previous rows)."""
         if states is None:
