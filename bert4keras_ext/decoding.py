@@ -317,6 +317,7 @@ class CachedGenerator(AutoRegressiveDecoder):
         self._prefill = tf.function(self._prefill_graph, jit_compile=True)
         self._step = tf.function(self._step_graph, jit_compile=True)
         self._concrete_steps = {}
+        self._rows = 0
 
     def next_logits(self, inputs, output_ids, states):
         """Next-token logits [rows, vocab] and new states: the hook for constrained decoding.
@@ -325,16 +326,21 @@ class CachedGenerator(AutoRegressiveDecoder):
         with `AutoRegressiveDecoder.wraps(default_rtype='logits', use_states=True)`) on top of
         this method, as the reading-comprehension example does.
         """
+        # Steps keep the largest row count of the search (padding with copies of row 0) so
+        # the compiled step is not rebuilt as hypotheses finish; padded rows are dropped.
+        count = len(output_ids)
         if states is None:
             token_ids, segment_ids = (np.asarray(x, "int32") for x in inputs)
             logits, *states = self._prefill(token_ids, segment_ids)
+            self._rows = 0
         else:
-            tokens = np.asarray(output_ids[:, -1], "int32")
-            logits, *states = self._compiled_step(tokens, *states)
-        states = [np.arange(len(logits), dtype="int32"), *states]
-        logits = np.array(logits, dtype="float64")
+            pending, *cache = states
+            self._rows = max(self._rows, count)
+            tokens = _pad_rows(np.asarray(output_ids[:, -1], "int32"), self._rows)
+            logits, *states = self._compiled_step(tokens, _pad_rows(pending, self._rows), *cache)
+        logits = np.array(logits[:count], dtype="float64")
         logits[:, 0] = -np.inf  # never the padding id
-        return logits, states
+        return logits, [np.arange(count, dtype="int32"), *states]
 
     predict = AutoRegressiveDecoder.wraps(default_rtype="logits", use_states=True)(next_logits)
 
@@ -421,3 +427,11 @@ class CachedGenerator(AutoRegressiveDecoder):
             x = self._block(block, x, keys, values, visible)
             new_caches += [keys, values]
         return (self._logits(x)[:, 0], cache_valid, lengths + 1, index + 1, *new_caches)
+
+
+def _pad_rows(array, rows):
+    """`array` with copies of row 0 appended up to `rows` rows."""
+    missing = rows - len(array)
+    if missing <= 0:
+        return array
+    return np.concatenate([array, np.repeat(array[:1], missing, axis=0)], axis=0)

@@ -1,0 +1,1 @@
+"""Generators of bundled example data in the real datasets' formats."""

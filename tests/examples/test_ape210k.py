@@ -1,0 +1,61 @@
+"""ape210k preprocessing (SPEC C10 (e)) and the safe evaluator's refusals and acceptances."""
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
+
+from ape210k import (  # noqa: E402
+    accuracy,
+    is_equal,
+    normalize_expression,
+    normalize_question,
+    preprocess,
+    remove_redundant_brackets,
+)
+from safe_arithmetic import safe_eval  # noqa: E402
+
+
+def test_spec_preprocessing_examples():
+    equation = normalize_expression("150*20%/5%-150")
+    assert equation == "150*(20/100)/(5/100)-150" and safe_eval(equation) == 450
+    simplified = remove_redundant_brackets("(3.14*(4+1)**2)-(3.14*4**2)")
+    assert simplified == "3.14*(4+1)**2-3.14*4**2"
+    assert is_equal(safe_eval(simplified), 28.26)
+    assert normalize_expression("3(1/2)") == "(3+1/2)"
+    assert normalize_expression("2:3") == "2/3"
+    assert normalize_question("他吃了(1/3)个") == "他吃了1/3个"
+    assert is_equal(0.1 + 0.2, 0.3) and not is_equal(1.0, 1.000002)
+    assert safe_eval("(1+2)/4", exact=True) == Fraction(3, 4)
+
+
+def test_preprocess_keeps_only_consistent_items():
+    item = {"id": "1", "original_text": "一个数的20%是30，这个数是多少？",
+            "equation": "x=30/20%", "ans": "150"}
+    question, equation, answer = preprocess(item)
+    assert equation == "30/(20/100)" and answer == 150
+    assert preprocess(dict(item, ans="151")) is None
+    assert preprocess(dict(item, equation="x=foo(3)")) is None
+
+
+@pytest.mark.parametrize("expression, value", [
+    ("1+2*3", 7), ("-(2-5)**2", -9), ("2^10", 1024), ("7/2", 3.5), ("((((1))))", 1),
+    ("1.5e3", 1500), ("+4", 4),
+])
+def test_safe_eval_accepts_arithmetic(expression, value):
+    assert safe_eval(expression) == value
+
+
+@pytest.mark.parametrize("expression", [
+    "__import__('os').system('ls')", "open('x')", "x+1", "(1).real", "lambda: 1",
+    "9**9**9", "10**1000", "1/0", "0**-1", "(" * 60 + "1" + ")" * 60, "1" * 600, "[1, 2]",
+    "1 if 1 else 2", "1 < 2", "'a'*3", "", "2**0.5j", "(-8)**(1/3)",
+])
+def test_safe_eval_refuses_everything_else(expression):
+    assert safe_eval(expression) is None
+
+
+def test_accuracy_counts_value_matches():
+    assert accuracy(["1+1", "2*2", "import os", "3"], [2, 5, 1, 3.0]) == 0.5
