@@ -69,6 +69,8 @@ class Extensible:
         return ops.equal((self._iterations + 1) % self.grad_accum_steps, 0)
 
     def update_step(self, gradient, variable, learning_rate):
+        # Embedding gradients may arrive sparse (IndexedSlices on TensorFlow): densify.
+        gradient = ops.add(gradient, ops.zeros(variable.shape, gradient.dtype))
         finite = ops.all(ops.isfinite(gradient))
         self.nonfinite_gradients.assign_add(ops.cast(ops.logical_not(finite), "int64"))
         gradient_fn, accumulated = self._accumulate(gradient, variable, finite)

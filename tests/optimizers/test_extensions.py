@@ -279,3 +279,21 @@ def test_where_gating_of_other_backends_equals_cond_gating(chi_form):
         states.append([np.asarray(v) for v in optimizer.variables] + [np.asarray(variable)])
     for a, b in zip(*states):
         np.testing.assert_allclose(a, b, atol=1e-7)
+
+
+@pytest.mark.parametrize("optimizer", [
+    lambda: SGDM(0.1, grad_accum_steps=2),
+    lambda: AdaFactor(0.01, min_dim_size_to_factor=2),
+    lambda: extend_with_exponential_moving_average(extend_with_gradient_accumulation(
+        keras.optimizers.Adam))(0.01, grad_accum_steps=2),
+])
+def test_sparse_embedding_gradients_are_densified(optimizer):
+    model = keras.Sequential([keras.Input((3,), dtype="int32"), keras.layers.Embedding(10, 4),
+                              keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(1)])
+    model.compile(optimizer=optimizer(), loss="mse")
+    before = model.get_weights()[0].copy()
+    tokens = np.array([[1, 2, 3], [4, 5, 6]])
+    model.fit(tokens, np.ones((2, 1)), batch_size=2, epochs=2, verbose=0)
+    after = model.get_weights()[0]
+    assert np.abs(after[1:7] - before[1:7]).max() > 0  # used rows moved
+    np.testing.assert_array_equal(after[7:], before[7:])  # unused rows did not

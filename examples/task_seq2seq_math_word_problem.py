@@ -1,0 +1,150 @@
+"""Math word problems (ape210k) by UNILM seq2seq: question in, equation out (SPEC C10).
+
+With no data arguments it trains a small model from scratch on bundled generated problems
+(examples/datasets/math_word_problems.py, same format as ape210k); with --train/--valid it
+reads ape210k JSON lines, and with --config/--checkpoint/--vocab it fine-tunes a pretrained
+BERT. Each epoch it decodes the validation questions with beam search (with the EMA weights
+swapped in), prints the answer accuracy and keeps the best weights.
+
+    python examples/task_seq2seq_math_word_problem.py --epochs 6
+"""
+import argparse
+import os
+import sys
+
+import keras
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import ape210k  # noqa: E402
+from datasets.math_word_problems import generate  # noqa: E402
+
+from bert4keras_ext.data import SeededBatches, sequence_padding  # noqa: E402
+from bert4keras_ext.decoding import CachedGenerator  # noqa: E402
+from bert4keras_ext.losses import Seq2SeqCrossEntropy, seq2seq_targets  # noqa: E402
+from bert4keras_ext.models import build_transformer_model  # noqa: E402
+from bert4keras_ext.optimizers import (  # noqa: E402
+    Adam,
+    extend_with_exponential_moving_average,
+)
+from bert4keras_ext.tokenizers import Tokenizer  # noqa: E402
+
+SMALL_MODEL = {"hidden_size": 128, "num_hidden_layers": 3, "num_attention_heads": 4,
+               "intermediate_size": 512, "hidden_dropout_prob": 0.0,
+               "attention_probs_dropout_prob": 0.0}
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def character_vocabulary(texts):
+    """Specials, every character, and '##' forms of the non-CJK ones (digits inside numbers)."""
+    characters = sorted({c for text in texts for c in text if not c.isspace()})
+    tokens = SPECIAL + characters + ["##" + c for c in characters if c.isascii()]
+    return {token: index for index, token in enumerate(tokens)}
+
+
+class Batches(SeededBatches):
+    """[CLS] question [SEP] equation [SEP], padded to a fixed length (static shapes)."""
+
+    def __init__(self, items, tokenizer, maxlen, batch_size, **kwargs):
+        super().__init__(items, batch_size, **kwargs)
+        self.tokenizer, self.maxlen = tokenizer, maxlen
+
+    def make_batch(self, items, rng):
+        encoded = [self.tokenizer.encode(question, equation, maxlen=self.maxlen)
+                   for question, equation, _ in items]
+        token_ids = sequence_padding([ids for ids, _ in encoded], length=self.maxlen)
+        segment_ids = sequence_padding([segments for _, segments in encoded], length=self.maxlen)
+        return (token_ids, segment_ids), np.asarray(seq2seq_targets(token_ids, segment_ids))
+
+
+def decode_equations(generator, tokenizer, questions, maxlen, topk, batch_size=64):
+    """Beam-searched equations for the questions, as strings."""
+    equations = []
+    for start in range(0, len(questions), batch_size):
+        prompts = [tokenizer.encode(q, maxlen=maxlen)[0] for q in questions[start:start + batch_size]]
+        token_ids = sequence_padding(prompts, length=maxlen)
+        outputs = generator.batch_beam_search([token_ids, np.zeros_like(token_ids)], topk)
+        equations += ["".join(t.replace("##", "") for t in tokenizer.ids_to_tokens(o[:-1]))
+                      for o in outputs]
+    return equations
+
+
+class Evaluator(keras.callbacks.Callback):
+    """Validation accuracy with the EMA weights each epoch; keeps the best weights."""
+
+    def __init__(self, generator, tokenizer, valid, maxlen, topk, path):
+        super().__init__()
+        self.generator, self.tokenizer, self.valid = generator, tokenizer, valid
+        self.maxlen, self.topk, self.path = maxlen, topk, path
+        self.best = -1.0
+
+    def on_epoch_end(self, epoch, logs=None):
+        with self.model.optimizer.ema_weights(self.model):
+            equations = decode_equations(self.generator, self.tokenizer,
+                                         [q for q, _, _ in self.valid], self.maxlen, self.topk)
+            accuracy = ape210k.accuracy(equations, [a for _, _, a in self.valid])
+            if accuracy > self.best:
+                self.best = accuracy
+                self.model.save_weights(self.path)
+        print(f"epoch {epoch + 1}: valid accuracy {accuracy:.4f} (best {self.best:.4f}); "
+              f"e.g. {self.valid[0][0]} -> {equations[0]}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train", help="ape210k train JSON lines (default: generated)")
+    parser.add_argument("--valid", help="ape210k valid JSON lines (default: generated)")
+    parser.add_argument("--config"), parser.add_argument("--checkpoint")
+    parser.add_argument("--vocab")
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--train-size", type=int, default=12000, help="generated items")
+    parser.add_argument("--valid-size", type=int, default=300, help="generated items")
+    parser.add_argument("--beam", type=int, default=1)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--strategy", choices=["default", "mirrored"], default="default")
+    parser.add_argument("--output", default="best_model.weights.h5")
+    args = parser.parse_args()
+
+    real = args.train is not None
+    if real:
+        train, valid = ape210k.load(args.train), ape210k.load(args.valid)
+    else:
+        keep = ape210k.preprocess
+        train = [x for x in map(keep, generate(args.train_size, seed=0)) if x]
+        valid = [x for x in map(keep, generate(args.valid_size, seed=1)) if x]
+    pretrained = args.config is not None
+    # SPEC C10's settings for real data and BERT; a small model from scratch otherwise.
+    batch_size = args.batch_size or (32 if pretrained else 64)
+    lr = args.lr or (2e-5 if pretrained else 1e-3)
+    if args.vocab:
+        tokenizer = Tokenizer(args.vocab)
+    else:
+        tokenizer = Tokenizer(character_vocabulary(q + e for q, e, _ in train + valid))
+    lengths = [len(tokenizer.encode(q, e)[0]) for q, e, _ in train]
+    maxlen = min(192, max(lengths))
+    question_maxlen = min(maxlen, max(len(tokenizer.encode(q)[0]) for q, _, _ in valid))
+    print(f"{len(train)} training and {len(valid)} validation problems; maxlen {maxlen}")
+
+    import tensorflow as tf
+
+    strategy = (tf.distribute.MirroredStrategy() if args.strategy == "mirrored"
+                else tf.distribute.get_strategy())
+    with strategy.scope():
+        config = args.config or dict(SMALL_MODEL, vocab_size=tokenizer.vocab_size,
+                                     max_position_embeddings=maxlen)
+        model = build_transformer_model(config, args.checkpoint, application="unilm",
+                                        with_mlm="linear")
+        optimizer = extend_with_exponential_moving_average(Adam)(lr, ema_momentum=0.99)
+        model.compile(optimizer=optimizer, loss=Seq2SeqCrossEntropy(from_logits=True))
+    generator = CachedGenerator(model, end_id=tokenizer.token_to_id("[SEP]"),
+                                maxlen=maxlen - question_maxlen)
+    evaluator = Evaluator(generator, tokenizer, valid, question_maxlen, args.beam, args.output)
+    model.fit(Batches(train, tokenizer, maxlen, batch_size), epochs=args.epochs,
+              callbacks=[evaluator], verbose=2)
+    print(f"best validation accuracy: {evaluator.best:.4f}")
+
+
+if __name__ == "__main__":
+    main()
