@@ -62,7 +62,8 @@ def decode_equations(generator, tokenizer, questions, maxlen, topk, batch_size=6
     """Beam-searched equations for the questions, as strings."""
     equations = []
     for start in range(0, len(questions), batch_size):
-        prompts = [tokenizer.encode(q, maxlen=maxlen)[0] for q in questions[start:start + batch_size]]
+        batch = questions[start:start + batch_size]
+        prompts = [tokenizer.encode(question, maxlen=maxlen)[0] for question in batch]
         token_ids = sequence_padding(prompts, length=maxlen)
         outputs = generator.batch_beam_search([token_ids, np.zeros_like(token_ids)], topk)
         equations += ["".join(t.replace("##", "") for t in tokenizer.ids_to_tokens(o[:-1]))
