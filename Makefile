@@ -18,7 +18,7 @@ $(STAMP): $(BIN)/python setup.py
 	touch $(STAMP)
 
 demo: $(STAMP)
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python examples/basic_unilm_reverse_digits.py
+	cd examples && TF_CPP_MIN_LOG_LEVEL=2 ../$(BIN)/python task_seq2seq_math_word_problem.py --output /tmp/bert4keras_ext_demo.weights.h5
 
 test: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q tests

@@ -87,9 +87,33 @@ class Evaluator(keras.callbacks.Callback):
             accuracy = ape210k.accuracy(equations, [a for _, _, a in self.valid])
             if accuracy > self.best:
                 self.best = accuracy
-                self.model.save_weights(self.path)
+                if self.path:
+                    self.model.save_weights(self.path)
         print(f"epoch {epoch + 1}: valid accuracy {accuracy:.4f} (best {self.best:.4f}); "
               f"e.g. {self.valid[0][0]} -> {equations[0]}")
+
+
+def train_and_evaluate(train, valid, epochs, batch_size, lr, beam=1, output=None,
+                       config=None, checkpoint=None, vocab=None, strategy=None, verbose=2):
+    """Trains on (question, equation, answer) triples; returns (model, evaluator)."""
+    tokenizer = Tokenizer(vocab) if vocab else Tokenizer(
+        character_vocabulary(q + e for q, e, _ in train + valid)
+    )
+    maxlen = min(192, max(len(tokenizer.encode(q, e)[0]) for q, e, _ in train))
+    question_maxlen = min(maxlen, max(len(tokenizer.encode(q)[0]) for q, _, _ in valid))
+    with strategy.scope():
+        config = config or dict(SMALL_MODEL, vocab_size=tokenizer.vocab_size,
+                                max_position_embeddings=maxlen)
+        model = build_transformer_model(config, checkpoint, application="unilm",
+                                        with_mlm="linear")
+        optimizer = extend_with_exponential_moving_average(Adam)(lr, ema_momentum=0.99)
+        model.compile(optimizer=optimizer, loss=Seq2SeqCrossEntropy(from_logits=True))
+    generator = CachedGenerator(model, end_id=tokenizer.token_to_id("[SEP]"),
+                                maxlen=maxlen - question_maxlen)
+    evaluator = Evaluator(generator, tokenizer, valid, question_maxlen, beam, output)
+    model.fit(Batches(train, tokenizer, maxlen, batch_size), epochs=epochs,
+              callbacks=[evaluator], verbose=verbose)
+    return model, evaluator
 
 
 def main():
@@ -108,42 +132,24 @@ def main():
     parser.add_argument("--output", default="best_model.weights.h5")
     args = parser.parse_args()
 
-    real = args.train is not None
-    if real:
-        train, valid = ape210k.load(args.train), ape210k.load(args.valid)
+    if args.train:
+        train, valid = ape210k.load(args.train), ape210k.load(args.valid or args.train)
     else:
-        keep = ape210k.preprocess
-        train = [x for x in map(keep, generate(args.train_size, seed=0)) if x]
-        valid = [x for x in map(keep, generate(args.valid_size, seed=1)) if x]
+        train = [x for x in map(ape210k.preprocess, generate(args.train_size, seed=0)) if x]
+        valid = [x for x in map(ape210k.preprocess, generate(args.valid_size, seed=1)) if x]
+    print(f"{len(train)} training and {len(valid)} validation problems")
     pretrained = args.config is not None
-    # SPEC C10's settings for real data and BERT; a small model from scratch otherwise.
-    batch_size = args.batch_size or (32 if pretrained else 64)
-    lr = args.lr or (2e-5 if pretrained else 1e-3)
-    if args.vocab:
-        tokenizer = Tokenizer(args.vocab)
-    else:
-        tokenizer = Tokenizer(character_vocabulary(q + e for q, e, _ in train + valid))
-    lengths = [len(tokenizer.encode(q, e)[0]) for q, e, _ in train]
-    maxlen = min(192, max(lengths))
-    question_maxlen = min(maxlen, max(len(tokenizer.encode(q)[0]) for q, _, _ in valid))
-    print(f"{len(train)} training and {len(valid)} validation problems; maxlen {maxlen}")
-
     import tensorflow as tf
 
     strategy = (tf.distribute.MirroredStrategy() if args.strategy == "mirrored"
                 else tf.distribute.get_strategy())
-    with strategy.scope():
-        config = args.config or dict(SMALL_MODEL, vocab_size=tokenizer.vocab_size,
-                                     max_position_embeddings=maxlen)
-        model = build_transformer_model(config, args.checkpoint, application="unilm",
-                                        with_mlm="linear")
-        optimizer = extend_with_exponential_moving_average(Adam)(lr, ema_momentum=0.99)
-        model.compile(optimizer=optimizer, loss=Seq2SeqCrossEntropy(from_logits=True))
-    generator = CachedGenerator(model, end_id=tokenizer.token_to_id("[SEP]"),
-                                maxlen=maxlen - question_maxlen)
-    evaluator = Evaluator(generator, tokenizer, valid, question_maxlen, args.beam, args.output)
-    model.fit(Batches(train, tokenizer, maxlen, batch_size), epochs=args.epochs,
-              callbacks=[evaluator], verbose=2)
+    # SPEC C10's settings for a pretrained BERT; a small model from scratch otherwise.
+    _, evaluator = train_and_evaluate(
+        train, valid, args.epochs,
+        batch_size=args.batch_size or (32 if pretrained else 64),
+        lr=args.lr or (2e-5 if pretrained else 1e-3), beam=args.beam, output=args.output,
+        config=args.config, checkpoint=args.checkpoint, vocab=args.vocab, strategy=strategy,
+    )
     print(f"best validation accuracy: {evaluator.best:.4f}")
 
 
