@@ -1,0 +1,187 @@
+"""Reading comprehension by UNILM seq2seq over several passages (SPEC C9).
+
+A sample is `[CLS] passage [SEP] question [SEP] answer [SEP]` (answer segment 1), one passage
+drawn at random per question per epoch; an answer absent from the passage becomes empty, which
+teaches "no answer". Decoding reads all passages of a question at once: passages whose most
+likely first token is [SEP] are dropped, the others' next-token distributions are merged as
+Σp²/(Σp+1) at every step, and in extractive mode only tokens continuing a span of a passage
+(or [SEP]) are allowed. Each epoch prints Accuracy / F1 / Final on the validation questions.
+
+    python examples/task_seq2seq_reading_comprehension.py --epochs 6
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+import keras
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import reading_comprehension as rc  # noqa: E402
+from datasets.reading_comprehension import generate  # noqa: E402
+from task_seq2seq_math_word_problem import character_vocabulary  # noqa: E402
+
+from bert4keras_ext.data import SeededBatches, sequence_padding  # noqa: E402
+from bert4keras_ext.decoding import AutoRegressiveDecoder, softmax  # noqa: E402
+from bert4keras_ext.losses import Seq2SeqCrossEntropy, seq2seq_targets  # noqa: E402
+from bert4keras_ext.models import build_transformer_model  # noqa: E402
+from bert4keras_ext.tokenizers import Tokenizer  # noqa: E402
+
+SMALL_MODEL = {"hidden_size": 128, "num_hidden_layers": 3, "num_attention_heads": 4,
+               "intermediate_size": 512, "hidden_dropout_prob": 0.0,
+               "attention_probs_dropout_prob": 0.0}
+
+
+class Lengths:
+    def __init__(self, passage=64, question=24, answer=16):
+        self.passage, self.question, self.answer = passage, question, answer
+
+    @property
+    def total(self):
+        return self.passage + self.question + self.answer
+
+
+def prompt_ids(tokenizer, passage, question, lengths):
+    """`[CLS] passage [SEP] question [SEP]` token ids, all in segment 0."""
+    passage_ids = tokenizer.encode(rc.normalize_passage(passage), maxlen=lengths.passage)[0]
+    return passage_ids + tokenizer.encode(question, maxlen=lengths.question)[0][1:]
+
+
+def sample_ids(tokenizer, passage, question, answers, lengths):
+    """Token and segment ids of one training sample; the answer may be empty."""
+    prompt = prompt_ids(tokenizer, passage, question, lengths)
+    answer = rc.training_answer(rc.normalize_passage(passage), answers, lengths.passage)
+    answer_ids = tokenizer.encode(answer, maxlen=lengths.answer)[0][1:]
+    return prompt + answer_ids, [0] * len(prompt) + [1] * len(answer_ids)
+
+
+class Batches(SeededBatches):
+    def __init__(self, items, tokenizer, lengths, batch_size, **kwargs):
+        super().__init__(items, batch_size, **kwargs)
+        self.tokenizer, self.lengths = tokenizer, lengths
+
+    def make_batch(self, items, rng):
+        samples = [sample_ids(self.tokenizer, item["passages"][rng.integers(len(item["passages"]))],
+                              item["question"], item["answers"], self.lengths) for item in items]
+        token_ids = sequence_padding([s[0] for s in samples], length=self.lengths.total)
+        segment_ids = sequence_padding([s[1] for s in samples], length=self.lengths.total)
+        return (token_ids, segment_ids), np.asarray(seq2seq_targets(token_ids, segment_ids))
+
+
+class MultiPassageReader(AutoRegressiveDecoder):
+    """Beam search over one question's passages, merged per step (SPEC C9)."""
+
+    def __init__(self, model, tokenizer, lengths, extractive=True):
+        sep = tokenizer.token_to_id("[SEP]")
+        super().__init__(start_id=None, end_id=sep, maxlen=lengths.answer)
+        self.model, self.tokenizer, self.lengths = model, tokenizer, lengths
+        self.extractive = extractive
+
+    def passage_probas(self, prompts, output_ids):
+        """Next-token probabilities [passages, vocab] of each prompt continued by output_ids."""
+        rows = [list(p) + list(output_ids) for p in prompts]
+        segments = [[0] * len(p) + [1] * len(output_ids) for p in prompts]
+        logits = self.model.predict_on_batch([sequence_padding(rows), sequence_padding(segments)])
+        last = np.array([len(r) - 1 for r in rows])
+        logits = np.asarray(logits)[np.arange(len(rows)), last].astype("float64")
+        logits[:, 0] = -np.inf
+        return softmax(logits)
+
+    @AutoRegressiveDecoder.wraps(default_rtype="probas", use_states=True)
+    def predict(self, inputs, output_ids, states):
+        (question_index,) = inputs
+        merged = []
+        for row, index in enumerate(question_index):
+            prompts, passages = self._current[int(index)]
+            probas = self.passage_probas(prompts, output_ids[row])
+            if states is None:  # first step: drop passages that answer nothing
+                active = probas.argmax(axis=1) != self.end_id
+            else:
+                active = states[0][row]
+            merged.append(self._merge(probas, active, passages, output_ids[row]))
+            if states is None:
+                self._first_active = active
+        if states is None:
+            states = [np.repeat(self._first_active[None], len(question_index), axis=0)]
+        return np.array(merged), states
+
+    def _merge(self, probas, active, passages, prefix):
+        only_end = np.zeros(probas.shape[1])
+        only_end[self.end_id] = 1.0
+        if not active.any():
+            return only_end
+        merged = rc.merge_distributions(probas[active])
+        if self.extractive:
+            allowed = rc.next_token_candidates([passages[k] for k in np.flatnonzero(active)],
+                                               list(prefix))
+            if len(prefix):
+                allowed.add(self.end_id)
+            mask = np.zeros_like(merged)
+            mask[list(allowed)] = 1.0
+            merged = merged * mask
+        total = merged.sum()
+        return merged / total if total > 0 else only_end
+
+    def answer(self, question, passages, topk=1):
+        prompts = [prompt_ids(self.tokenizer, p, question, self.lengths) for p in passages]
+        # Passage token ids (between [CLS] and the first [SEP]) for the n-gram constraint.
+        spans = [p[1:p.index(self.end_id)] for p in prompts]
+        self._current = {0: (prompts, spans)}
+        output = self.beam_search([np.array(0)], topk)
+        return "".join(self.tokenizer.ids_to_tokens(output[:-1])).replace("##", "")
+
+
+class Evaluator(keras.callbacks.Callback):
+    def __init__(self, reader, valid):
+        super().__init__()
+        self.reader, self.valid, self.history = reader, valid, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        predictions = [self.reader.answer(i["question"], i["passages"]) for i in self.valid]
+        result = rc.scores(predictions, [i["answers"] for i in self.valid])
+        self.history.append(result)
+        print(f"epoch {epoch + 1}: accuracy {result['accuracy']:.4f}, f1 {result['f1']:.4f}, "
+              f"final {result['final']:.4f}; e.g. {self.valid[0]['question']} -> {predictions[0]}")
+
+
+def train_and_evaluate(train, valid, epochs, batch_size=32, lr=1e-3, lengths=None, verbose=2):
+    lengths = lengths or Lengths()
+    texts = [t for i in train + valid for t in [i["question"], *i["passages"], *i["answers"]]]
+    tokenizer = Tokenizer(character_vocabulary(rc.normalize_passage(t) for t in texts))
+    config = dict(SMALL_MODEL, vocab_size=tokenizer.vocab_size,
+                  max_position_embeddings=lengths.total)
+    model = build_transformer_model(config, application="unilm", with_mlm="linear")
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=Seq2SeqCrossEntropy(from_logits=True))
+    evaluator = Evaluator(MultiPassageReader(model, tokenizer, lengths), valid)
+    model.fit(Batches(train, tokenizer, lengths, batch_size), epochs=epochs,
+              callbacks=[evaluator], verbose=verbose)
+    return evaluator.history
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train", help="WebQA JSON (default: generated)")
+    parser.add_argument("--valid", help="WebQA JSON (default: generated)")
+    parser.add_argument("--format", choices=["webqa", "sogouqa"], default="webqa")
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--train-size", type=int, default=3000)
+    parser.add_argument("--valid-size", type=int, default=100)
+    args = parser.parse_args()
+    load = rc.load_webqa if args.format == "webqa" else rc.load_sogouqa
+    if args.train:
+        train, valid = load(args.train), load(args.valid or args.train)
+    else:
+        with tempfile.TemporaryDirectory() as folder:
+            for name, count, seed in (("train", args.train_size, 0), ("valid", args.valid_size, 1)):
+                with open(os.path.join(folder, name), "w", encoding="utf-8") as file:
+                    json.dump(generate(count, seed), file, ensure_ascii=False)
+            train, valid = (rc.load_webqa(os.path.join(folder, n)) for n in ("train", "valid"))
+    train_and_evaluate(train, valid, args.epochs, args.batch_size)
+
+
+if __name__ == "__main__":
+    main()
