@@ -10,8 +10,6 @@ repetitions; both must return the same tokens.
 """
 import argparse
 import os
-import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -20,6 +18,7 @@ import numpy as np  # noqa: E402
 
 from bert4keras_ext.decoding import AutoRegressiveDecoder, CachedGenerator  # noqa: E402
 from bert4keras_ext.models import build_transformer_model  # noqa: E402
+from common import median_seconds  # noqa: E402
 
 SOURCE, NEW, BEAM = 192, 64, 3
 
@@ -40,15 +39,6 @@ class Uncached(AutoRegressiveDecoder):
         return logits
 
 
-def timed(function, repeats):
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
-
-
 def main():
     parser = argparse.ArgumentParser(description="cached vs uncached decoding")
     parser.add_argument("--repeats", type=int, default=3)
@@ -66,11 +56,11 @@ def main():
 
     cached = CachedGenerator(model, **settings)
     uncached = Uncached(model, start_id=None, **settings)
-    cached.beam_search(inputs, BEAM)  # compile the step functions
-    uncached.beam_search(inputs, BEAM) if args.repeats > 1 else None
-    cached_seconds, cached_ids = timed(lambda: cached.beam_search(inputs, BEAM), args.repeats)
-    uncached_seconds, uncached_ids = timed(lambda: uncached.beam_search(inputs, BEAM),
-                                           args.repeats)
+    # The first run of each compiles / warms up and gives the outputs to compare.
+    cached_ids = cached.beam_search(inputs, BEAM)
+    uncached_ids = uncached.beam_search(inputs, BEAM)
+    cached_seconds = median_seconds(lambda: cached.beam_search(inputs, BEAM), args.repeats, 0)
+    uncached_seconds = median_seconds(lambda: uncached.beam_search(inputs, BEAM), args.repeats, 0)
     assert len(cached_ids) == NEW and np.array_equal(cached_ids, uncached_ids)
     print(f"UNILM 4 layers / hidden 256 / vocab 8000, source {SOURCE}, beam {BEAM}, "
           f"{NEW} new tokens; median of {args.repeats} runs; identical outputs")

@@ -8,6 +8,8 @@ import multiprocessing
 import keras
 import numpy as np
 
+from bert4keras_ext.backend import check_positive_int
+
 
 def sequence_padding(inputs, length=None, value=0, seq_dims=1, mode="post"):
     """Pads (or truncates) ragged nested sequences into one NumPy array.
@@ -92,8 +94,7 @@ class DataGenerator:
     """
 
     def __init__(self, data, batch_size=32, buffer_size=None):
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive integer; received {batch_size!r}.")
+        check_positive_int(batch_size, "batch_size")
         self.data = data
         self.batch_size = batch_size
         self.buffer_size = buffer_size or batch_size * 1000
@@ -201,8 +202,7 @@ class SeededBatches(keras.utils.PyDataset):
 
     def __init__(self, data, batch_size, seed=0, shuffle=True, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive integer; received {batch_size!r}.")
+        check_positive_int(batch_size, "batch_size")
         if not len(data):
             raise ValueError("`data` is empty.")
         self.data = data

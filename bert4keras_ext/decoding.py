@@ -19,6 +19,7 @@ import numpy as np
 from keras import ops
 
 from bert4keras_ext import masks
+from bert4keras_ext.backend import check_positive_int
 
 
 def softmax(x, axis=-1):
@@ -53,8 +54,7 @@ class AutoRegressiveDecoder:
     """
 
     def __init__(self, start_id, end_id, maxlen, minlen=1):
-        if not isinstance(maxlen, int) or maxlen < 1:
-            raise ValueError(f"`maxlen` must be a positive integer; received {maxlen!r}.")
+        check_positive_int(maxlen, "maxlen")
         if not isinstance(minlen, int) or not 0 <= minlen <= maxlen:
             raise ValueError(f"`minlen` must be an integer in [0, maxlen={maxlen}]; received "
                              f"{minlen!r}.")
@@ -119,8 +119,7 @@ class AutoRegressiveDecoder:
     def batch_beam_search(self, inputs, topk, states=None, temperature=1.0, min_ends=1,
                           length_penalty=0.0):
         """Output ids (arrays) for a batch: `inputs` arrays have one row per input."""
-        if not isinstance(topk, int) or topk < 1:
-            raise ValueError(f"`topk` must be a positive integer; received {topk!r}.")
+        check_positive_int(topk, "topk")
         inputs = [np.asarray(x) for x in inputs]
         count = len(inputs[0])
         owner = np.arange(count)  # which input each row belongs to

@@ -17,7 +17,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from datasets.sentiment_sentences import follows_label, generate  # noqa: E402
-from task_seq2seq_math_word_problem import character_vocabulary  # noqa: E402
+from task_seq2seq_math_word_problem import character_vocabulary, output_text  # noqa: E402
 
 from bert4keras_ext.data import sequence_padding  # noqa: E402
 from bert4keras_ext.decoding import AutoRegressiveDecoder  # noqa: E402
@@ -59,7 +59,7 @@ class LabelledSampler(AutoRegressiveDecoder):
 
 def agreement(sampler, tokenizer, label, count, seed):
     outputs = sampler.random_sample([np.array(label)], count, topp=0.9, seed=seed)
-    texts = ["".join(tokenizer.ids_to_tokens(o[:-1])).replace("##", "") for o in outputs]
+    texts = [output_text(tokenizer, output) for output in outputs]
     return sum(follows_label(t, label) for t in texts) / len(texts), texts[0]
 
 

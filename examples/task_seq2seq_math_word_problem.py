@@ -43,6 +43,11 @@ def character_vocabulary(texts):
     return {token: index for index, token in enumerate(tokens)}
 
 
+def output_text(tokenizer, output_ids):
+    """Generated ids (ending with [SEP]) as text, '##' pieces joined, no spaces."""
+    return "".join(tokenizer.ids_to_tokens(output_ids[:-1])).replace("##", "")
+
+
 class Batches(SeededBatches):
     """[CLS] question [SEP] equation [SEP], padded to a fixed length (static shapes)."""
 
@@ -66,8 +71,7 @@ def decode_equations(generator, tokenizer, questions, maxlen, topk, batch_size=6
         prompts = [tokenizer.encode(question, maxlen=maxlen)[0] for question in batch]
         token_ids = sequence_padding(prompts, length=maxlen)
         outputs = generator.batch_beam_search([token_ids, np.zeros_like(token_ids)], topk)
-        equations += ["".join(t.replace("##", "") for t in tokenizer.ids_to_tokens(o[:-1]))
-                      for o in outputs]
+        equations += [output_text(tokenizer, output) for output in outputs]
     return equations
 
 

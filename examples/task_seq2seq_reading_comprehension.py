@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import reading_comprehension as rc  # noqa: E402
 from datasets.reading_comprehension import generate  # noqa: E402
-from task_seq2seq_math_word_problem import character_vocabulary  # noqa: E402
+from task_seq2seq_math_word_problem import character_vocabulary, output_text  # noqa: E402
 
 from bert4keras_ext.data import SeededBatches, sequence_padding  # noqa: E402
 from bert4keras_ext.decoding import AutoRegressiveDecoder, softmax  # noqa: E402
@@ -131,7 +131,7 @@ class MultiPassageReader(AutoRegressiveDecoder):
         spans = [p[1:p.index(self.end_id)] for p in prompts]
         self._current = {0: (prompts, spans)}
         output = self.beam_search([np.array(0)], topk)
-        return "".join(self.tokenizer.ids_to_tokens(output[:-1])).replace("##", "")
+        return output_text(self.tokenizer, output)
 
 
 class Evaluator(keras.callbacks.Callback):

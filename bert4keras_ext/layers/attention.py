@@ -4,6 +4,8 @@ import math
 import keras
 from keras import ops
 
+from bert4keras_ext.backend import check_positive_int
+
 NORMALIZATIONS = ("softmax", "softmax_plus")
 
 
@@ -70,9 +72,8 @@ class MultiHeadAttention(keras.layers.Layer):
             raise ValueError(
                 f"`normalization` must be one of {NORMALIZATIONS}; received {normalization!r}."
             )
-        for name, value in (("heads", heads), ("head_size", head_size)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer; received {value!r}.")
+        check_positive_int(heads, "heads")
+        check_positive_int(head_size, "head_size")
         if softmax_plus_base <= 1 or softmax_plus_floor < 1:
             raise ValueError(
                 "`softmax_plus_base` must be > 1 and `softmax_plus_floor` >= 1; received "

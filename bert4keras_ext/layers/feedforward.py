@@ -2,6 +2,7 @@
 import keras
 
 from bert4keras_ext import activations
+from bert4keras_ext.backend import check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="bert4keras_ext")
@@ -27,8 +28,7 @@ class FeedForward(keras.layers.Layer):
         self, units, activation="gelu", use_bias=True, kernel_initializer="glorot_uniform", **kwargs
     ):
         super().__init__(**kwargs)
-        if not isinstance(units, int) or units < 1:
-            raise ValueError(f"`units` must be a positive integer; received {units!r}.")
+        check_positive_int(units, "units")
         self.units = units
         self.activation = activations.get(activation)
         self.use_bias = use_bias

@@ -25,6 +25,11 @@ from keras import ops
 from keras.optimizers.schedules import LearningRateSchedule
 
 
+def check_grad_accum_steps(value):
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(f"`grad_accum_steps` must be an integer >= 1; received {value!r}.")
+
+
 def matches_any(path, patterns):
     """Whether a variable path contains a match of any of the regular expressions."""
     return any(re.search(pattern, path) for pattern in patterns or ())
@@ -69,8 +74,10 @@ class Extensible:
         return ops.equal((self._iterations + 1) % self.grad_accum_steps, 0)
 
     def update_step(self, gradient, variable, learning_rate):
-        # Embedding gradients may arrive sparse (IndexedSlices on TensorFlow): densify.
-        gradient = ops.add(gradient, ops.zeros(variable.shape, gradient.dtype))
+        if hasattr(gradient, "indices"):
+            # Embedding gradients may arrive sparse (IndexedSlices on TensorFlow): densify
+            # those only, so dense gradients cost no extra pass.
+            gradient = ops.add(gradient, ops.zeros(variable.shape, gradient.dtype))
         finite = ops.all(ops.isfinite(gradient))
         self.nonfinite_gradients.assign_add(ops.cast(ops.logical_not(finite), "int64"))
         gradient_fn, accumulated = self._accumulate(gradient, variable, finite)

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from bert4keras_ext.optimizers.extensible import Extensible, matches_any
+from bert4keras_ext.optimizers.extensible import Extensible, check_grad_accum_steps, matches_any
 
 
 class GradientAccumulation(Extensible):
@@ -29,10 +29,7 @@ class GradientAccumulation(Extensible):
     """
 
     def __init__(self, *args, grad_accum_steps=2, **kwargs):
-        if not isinstance(grad_accum_steps, int) or grad_accum_steps < 1:
-            raise ValueError(
-                f"`grad_accum_steps` must be an integer >= 1; received {grad_accum_steps!r}."
-            )
+        check_grad_accum_steps(grad_accum_steps)
         if kwargs.get("gradient_accumulation_steps"):
             raise ValueError(
                 "Use `grad_accum_steps` of extend_with_gradient_accumulation, not Keras's "

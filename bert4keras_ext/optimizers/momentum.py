@@ -8,17 +8,14 @@ micro-step only. The state is the same as with k = 1.
 import keras
 from keras import ops
 
-from bert4keras_ext.optimizers.extensible import Extensible
+from bert4keras_ext.optimizers.extensible import Extensible, check_grad_accum_steps
 
 
 class _MomentumAccumulation(Extensible, keras.optimizers.Optimizer):
     """What SGDM and Adam share: `grad_accum_steps` and the chi factors of SPEC C5."""
 
     def __init__(self, learning_rate, grad_accum_steps=1, **kwargs):
-        if not isinstance(grad_accum_steps, int) or grad_accum_steps < 1:
-            raise ValueError(
-                f"`grad_accum_steps` must be an integer >= 1; received {grad_accum_steps!r}."
-            )
+        check_grad_accum_steps(grad_accum_steps)
         super().__init__(learning_rate=learning_rate, **kwargs)
         # Micro-steps per real update for the pipeline; the momentum's own cycle length stays
         # separate, as buffered accumulation may wrap this optimizer (it then sees k = 1).
