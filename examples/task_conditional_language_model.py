@@ -1,13 +1,15 @@
 """Class-conditioned text generation with Conditional LayerNorm (SPEC C2, demo 1).
 
 A causal LM whose every LayerNorm is conditioned on a label embedding (`layer_norm_cond`)
-learns short reviews of two sentiments (bundled generated data, or --train with one
-"label<TAB>text" per line). Each epoch it samples texts per label (top-p) and prints the share
-that follow the requested sentiment.
+learns short reviews of two sentiments (bundled generated data, or --train/--valid files with
+one "label<TAB>text" per line). Each epoch prints the validation loss and, per label, a text
+sampled with top-p; on the bundled data it also prints the share of samples that follow the
+requested sentiment.
 
     python examples/task_conditional_language_model.py --epochs 4
+    python examples/task_conditional_language_model.py --train reviews.tsv --valid dev.tsv \\
+        --config bert/bert_config.json --checkpoint bert/bert_model.ckpt --vocab bert/vocab.txt
 """
-import argparse
 import os
 import sys
 
@@ -16,27 +18,26 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import task_common  # noqa: E402
 from datasets.sentiment_sentences import follows_label, generate  # noqa: E402
-from task_seq2seq_math_word_problem import character_vocabulary, output_text  # noqa: E402
 
 from bert4keras_ext.data import sequence_padding  # noqa: E402
 from bert4keras_ext.decoding import AutoRegressiveDecoder  # noqa: E402
 from bert4keras_ext.losses import Seq2SeqCrossEntropy  # noqa: E402
 from bert4keras_ext.models import build_transformer_model  # noqa: E402
-from bert4keras_ext.tokenizers import Tokenizer  # noqa: E402
 
-CONFIG = {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-          "intermediate_size": 256, "hidden_dropout_prob": 0.0,
-          "attention_probs_dropout_prob": 0.0}
+SMALL_MODEL = {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+               "intermediate_size": 256, "hidden_dropout_prob": 0.0,
+               "attention_probs_dropout_prob": 0.0}
+LABEL_EMBEDDING_SIZE = 128  # SPEC C2: a 128-d class embedding is the condition
 
 
-def build(vocab_size, maxlen, labels=2):
+def build(config, checkpoint=None, labels=2):
+    """Causal LM (with MLM head as output layer) whose LayerNorms follow a label embedding."""
     label = keras.Input((), dtype="int32", name="Input-Label")
-    condition = keras.layers.Embedding(labels, 64, name="Label-Embedding")(label)
-    return build_transformer_model(
-        dict(CONFIG, vocab_size=vocab_size, max_position_embeddings=maxlen), application="lm",
-        with_mlm="linear", layer_norm_cond=condition, additional_input_layers=[label],
-    )
+    condition = keras.layers.Embedding(labels, LABEL_EMBEDDING_SIZE, name="Label-Embedding")(label)
+    return build_transformer_model(config, checkpoint, application="lm", with_mlm="linear",
+                                   layer_norm_cond=condition, additional_input_layers=[label])
 
 
 class LabelledSampler(AutoRegressiveDecoder):
@@ -50,53 +51,86 @@ class LabelledSampler(AutoRegressiveDecoder):
     def predict(self, inputs, output_ids, states):
         (labels,) = inputs
         token_ids = output_ids.astype("int32")
-        logits = self.model.predict_on_batch(
-            [token_ids, np.zeros_like(token_ids), labels.astype("int32")]
-        )[:, -1].astype("float64")
+        # A direct call, not predict_on_batch: under MirroredStrategy Keras 3.15's
+        # predict_on_batch feeds the whole batch to every replica and returns it twice.
+        logits = self.model([token_ids, np.zeros_like(token_ids), labels.astype("int32")],
+                            training=False)
+        logits = np.asarray(logits)[:, -1].astype("float64")
         logits[:, 0] = -np.inf
         return logits
 
 
-def agreement(sampler, tokenizer, label, count, seed):
-    outputs = sampler.random_sample([np.array(label)], count, topp=0.9, seed=seed)
-    texts = [output_text(tokenizer, output) for output in outputs]
-    return sum(follows_label(t, label) for t in texts) / len(texts), texts[0]
-
-
-def train(items, epochs, batch_size=32, samples=8, verbose=2):
-    tokenizer = Tokenizer(character_vocabulary(text for text, _ in items))
-    token_ids = sequence_padding([tokenizer.encode(text)[0] for text, _ in items])
+def encode(tokenizer, items, maxlen):
+    """Model inputs ([token ids, segment ids, labels]) and targets (the token ids)."""
+    token_ids = sequence_padding([tokenizer.encode(text, maxlen=maxlen)[0] for text, _ in items])
     labels = np.array([label for _, label in items], "int32")
-    model = build(tokenizer.vocab_size, token_ids.shape[1])
-    model.compile(optimizer=keras.optimizers.Adam(2e-3),
-                  loss=Seq2SeqCrossEntropy(from_logits=True))
+    return [token_ids, np.zeros_like(token_ids), labels], token_ids
+
+
+class SampleReport(keras.callbacks.Callback):
+    """Each epoch: one sampled text per label, and with `judge` the share that follows it."""
+
+    def __init__(self, sampler, tokenizer, samples, judge=None):
+        super().__init__()
+        self.sampler, self.tokenizer, self.samples, self.judge = sampler, tokenizer, samples, judge
+        self.scores = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        texts = {label: [task_common.output_text(self.tokenizer, ids) for ids in
+                         self.sampler.random_sample([np.array(label)], self.samples, topp=0.9,
+                                                    seed=epoch)]
+                 for label in (0, 1)}
+        line = (f"epoch {epoch + 1}: val_loss {logs['val_loss']:.4f}; "
+                f"negative: {texts[0][0]} | positive: {texts[1][0]}")
+        if self.judge:
+            self.scores.append(float(np.mean([self.judge(text, label)
+                                              for label in texts for text in texts[label]])))
+            line += f"; samples following their label {self.scores[-1]:.2f}"
+        print(line)
+
+
+def train(items, valid, epochs, batch_size=32, lr=2e-3, maxlen=128, config=None,
+          checkpoint=None, vocab=None, strategy=None, samples=8, judge=follows_label, verbose=2):
+    """Trains on (text, label) pairs; returns the per-epoch label-following shares."""
+    tokenizer = task_common.make_tokenizer(vocab, (text for text, _ in items + valid))
+    inputs, targets = encode(tokenizer, items, maxlen)
+    length = targets.shape[1]
+    strategy = strategy or task_common.make_strategy("default")
+    with strategy.scope():
+        model = build(task_common.model_config(config, SMALL_MODEL, tokenizer, length),
+                      checkpoint)
+        model.compile(optimizer=keras.optimizers.Adam(lr),
+                      loss=Seq2SeqCrossEntropy(from_logits=True))
     sampler = LabelledSampler(model, start_id=tokenizer.token_to_id("[CLS]"),
-                              end_id=tokenizer.token_to_id("[SEP]"), maxlen=token_ids.shape[1])
-    scores = []
-    for epoch in range(epochs):
-        model.fit([token_ids, np.zeros_like(token_ids), labels], token_ids,
-                  batch_size=batch_size, epochs=1, verbose=verbose)
-        results = [agreement(sampler, tokenizer, label, samples, epoch) for label in (0, 1)]
-        scores.append(float(np.mean([share for share, _ in results])))
-        print(f"epoch {epoch + 1}: samples following their label {scores[-1]:.2f}; "
-              f"negative: {results[0][1]} | positive: {results[1][1]}")
-    return scores
+                              end_id=tokenizer.token_to_id("[SEP]"), maxlen=length)
+    report = SampleReport(sampler, tokenizer, samples, judge)
+    model.fit(inputs, targets, validation_data=encode(tokenizer, valid, length),
+              batch_size=batch_size, epochs=epochs, callbacks=[report], verbose=verbose)
+    return report.scores
+
+
+def read_labelled_lines(path):
+    with open(path, encoding="utf-8") as file:
+        return [(text, int(label)) for label, text in
+                (line.rstrip("\n").split("\t", 1) for line in file if line.strip())]
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", help="lines 'label<TAB>text' (default: generated)")
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--train-size", type=int, default=3000)
-    args = parser.parse_args()
+    parser = task_common.argument_parser(__doc__.splitlines()[0], "lines 'label<TAB>text'")
+    parser.add_argument("--train-size", type=int, default=3000, help="generated reviews")
+    parser.add_argument("--valid-size", type=int, default=200, help="generated reviews")
+    # SPEC C2 demo 1: BERT-base, maxlen 128, batch 32, 20 epochs, Adam 1e-5.
+    args = task_common.parse_args(parser, scratch={"epochs": 4, "batch_size": 32, "lr": 2e-3},
+                                  pretrained={"epochs": 20, "batch_size": 32, "lr": 1e-5})
     if args.train:
-        with open(args.train, encoding="utf-8") as file:
-            items = [(text, int(label)) for label, text in
-                     (line.rstrip("\n").split("\t", 1) for line in file if line.strip())]
+        items = read_labelled_lines(args.train)
+        valid = read_labelled_lines(args.valid) if args.valid else items[:200]
     else:
-        items = generate(args.train_size)
-    train(items, args.epochs, args.batch_size)
+        items, valid = generate(args.train_size, seed=0), generate(args.valid_size, seed=1)
+    train(items, valid, args.epochs, args.batch_size, args.lr, config=args.config,
+          checkpoint=args.checkpoint, vocab=args.vocab,
+          strategy=task_common.make_strategy(args.strategy),
+          judge=None if args.train else follows_label)
 
 
 if __name__ == "__main__":

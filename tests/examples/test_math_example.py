@@ -2,8 +2,11 @@
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tensorflow as tf
+
+from conftest import mirrored_strategy
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
 
@@ -31,7 +34,31 @@ def test_smoke_run_reports_an_accuracy(tmp_path):
 def test_a_tiny_model_memorizes_a_handful_of_problems():
     handful = problems(6, 5)
     _, evaluator = train_and_evaluate(
-        handful * 32, handful, epochs=10, batch_size=16, lr=2e-3,
+        handful * 64, handful, epochs=8, batch_size=16, lr=2e-3,
         strategy=tf.distribute.get_strategy(), verbose=0,
     )
     assert evaluator.best == 1.0
+
+
+@pytest.mark.slow
+def test_fine_tunes_a_pretrained_checkpoint_on_english_problems(minilm_one_layer, recwarn):
+    english = [x for x in map(ape210k.preprocess, generate(40, seed=2, language="en")) if x]
+    model, evaluator = train_and_evaluate(
+        english[:32], english[32:], epochs=1, batch_size=16, lr=1e-4,
+        config=minilm_one_layer.config, checkpoint=minilm_one_layer.checkpoint,
+        vocab=minilm_one_layer.vocab, verbose=0,
+    )
+    assert 0.0 <= evaluator.best <= 1.0
+    # Two Adam steps of 1e-4 move no weight far from the checkpoint it was loaded from.
+    embeddings = model.get_layer("Embedding-Token").embeddings.numpy()
+    assert np.abs(embeddings - minilm_one_layer.word_embeddings()).max() < 1e-3
+
+
+@pytest.mark.slow
+def test_runs_under_a_mirrored_strategy():
+    model, evaluator = train_and_evaluate(
+        problems(64, 0), problems(8, 1), epochs=1, batch_size=16, lr=1e-3,
+        strategy=mirrored_strategy(), verbose=0,
+    )
+    assert 0.0 <= evaluator.best <= 1.0
+    assert model.optimizer.iterations.numpy() == 64 // 16

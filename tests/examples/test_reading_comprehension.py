@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import mirrored_strategy
+
 sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
 
 import reading_comprehension as rc  # noqa: E402
@@ -109,4 +111,16 @@ def test_smoke_run_reports_scores(tmp_path):
     (tmp_path / "data.json").write_text(json.dumps(generate(48, seed=2), ensure_ascii=False))
     items = rc.load_webqa(tmp_path / "data.json")
     history = train_and_evaluate(items[:40], items[40:], epochs=1, batch_size=16, verbose=0)
+    assert all(0.0 <= value <= 1.0 for value in history[-1].values())
+
+
+@pytest.mark.slow
+def test_fine_tunes_a_pretrained_checkpoint_under_a_mirrored_strategy(tmp_path, minilm_one_layer):
+    (tmp_path / "data.json").write_text(json.dumps(generate(20, seed=4), ensure_ascii=False))
+    items = rc.load_webqa(tmp_path / "data.json")
+    history = train_and_evaluate(
+        items[:16], items[16:], epochs=1, batch_size=8, lr=1e-5, config=minilm_one_layer.config,
+        checkpoint=minilm_one_layer.checkpoint, vocab=minilm_one_layer.vocab,
+        strategy=mirrored_strategy(), verbose=0,
+    )
     assert all(0.0 <= value <= 1.0 for value in history[-1].values())
