@@ -29,6 +29,7 @@ bench: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python benchmarks/train_step.py
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python benchmarks/optimizers.py
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python benchmarks/tokenizer.py
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python benchmarks/pretraining.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

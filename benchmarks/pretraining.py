@@ -1,0 +1,150 @@
+"""Tokens per second of a masked-LM pretraining step: our loop with AdaFactor against Keras `fit`
+with `keras.optimizers.Adam`, same model, same data, same run.
+
+Model: BERT-base width with 4 layers (hidden 768, 12 heads, intermediate 3072, vocab 21128),
+length 256, batch 8, masked LM over random token records. Ours is `pretraining/pretraining.py`'s
+training step (custom `strategy.run` loop, loss over masked positions); the baseline compiles
+the same builder's model with Adam and a weighted sparse cross-entropy and runs `fit`. Rounds
+alternate between the two; each figure is the median step time. Model FLOPs utilization is the
+step's matmul FLOPs (3x forward) over this machine's float32 matmul peak, measured here too.
+
+    python benchmarks/pretraining.py [--rounds 3 --steps 4]
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "pretraining"))
+
+from data_utils import load_dataset, serialize  # noqa: E402
+
+from bert4keras_ext.models import build_transformer_model  # noqa: E402
+from common import matmul_peak_flops  # noqa: E402
+from pretraining import argument_parser, prepare  # noqa: E402
+
+LAYERS, HIDDEN, HEADS, INTERMEDIATE, VOCAB = 4, 768, 12, 3072, 21128
+BATCH, LENGTH = 8, 256
+CONFIG = {"vocab_size": VOCAB, "hidden_size": HIDDEN, "num_hidden_layers": LAYERS,
+          "num_attention_heads": HEADS, "intermediate_size": INTERMEDIATE,
+          "max_position_embeddings": 512}
+
+
+def step_flops():
+    """Matmul FLOPs of one training step: 3x the forward pass (scores and MLM head included)."""
+    per_layer = 2 * 4 * HIDDEN**2 + 2 * 2 * LENGTH * HIDDEN + 2 * 2 * HIDDEN * INTERMEDIATE
+    head = 2 * HIDDEN**2 + 2 * HIDDEN * VOCAB
+    return 3 * (LAYERS * per_layer + head) * BATCH * LENGTH
+
+
+def write_records(folder, count=64):
+    """Random masked-LM records: 15% of the positions masked with [MASK] (id 103)."""
+    rng = np.random.default_rng(0)
+    path = os.path.join(folder, "bench-00000-of-00001.tfrecord")
+    with tf.io.TFRecordWriter(path) as writer:
+        for _ in range(count):
+            tokens = rng.integers(1000, VOCAB, size=LENGTH)
+            masked = rng.random(LENGTH) < 0.15
+            writer.write(serialize({"token_ids": tokens, "mask_ids": np.where(masked, 104, 0)}))
+    return os.path.join(folder, "bench-*")
+
+
+def ours(folder, data):
+    config = os.path.join(folder, "config.json")
+    Path(config).write_text(json.dumps(CONFIG))
+    args = argument_parser().parse_args([
+        "--config", config, "--data", data, "--seq-len", str(LENGTH), "--global-batch-size",
+        str(BATCH), "--grad-accum-steps", "1", "--optimizer", "adafactor", "--lr", "1e-3",
+        "--warmup-steps", "0", "--total-steps", "100000", "--weight-decay", "0",
+        "--model-dir", os.path.join(folder, "run"),
+    ])
+    trainer = prepare(args, tf.distribute.get_strategy())
+    iterator = iter(trainer.dataset())
+
+    def times(steps):
+        values = []
+        for _ in range(steps):
+            start = time.perf_counter()
+            float(trainer.train_step(iterator)[0])
+            values.append(time.perf_counter() - start)
+        return values
+
+    return times, trainer.optimizer
+
+
+class StepTimer(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.marks = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.marks.append(time.perf_counter())
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.marks[-1] = time.perf_counter() - self.marks[-1]
+
+
+def keras_fit(data):
+    model = build_transformer_model(dict(CONFIG), application="encoder", with_mlm="linear",
+                                    sequence_length=LENGTH)
+    model.compile(optimizer=keras.optimizers.Adam(1e-4),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    dataset = load_dataset(data, "roberta", LENGTH, BATCH).map(
+        lambda inputs, labels, weights: ((inputs[0], inputs[1]), labels, weights))
+
+    def times(steps):
+        timer = StepTimer()
+        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[timer])
+        return timer.marks
+
+    return times, model.optimizer
+
+
+def state_megabytes(optimizer):
+    return sum(int(np.prod(v.shape)) * 4 for v in optimizer.variables) / 2**20
+
+
+def main():
+    parser = argparse.ArgumentParser(description="masked-LM pretraining step throughput")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=4, help="timed steps per round")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        data = write_records(folder)
+        candidates = {"Keras fit + Adam": keras_fit(data), "ours + AdaFactor": ours(folder, data)}
+        for run, _ in candidates.values():  # warm-up: tracing and the first steps
+            run(2)
+        times = {name: [] for name in candidates}
+        for _ in range(args.rounds):
+            for name, (run, _) in candidates.items():
+                times[name] += run(args.steps)
+    peak = matmul_peak_flops()
+
+    print(f"masked-LM step, batch {BATCH} x length {LENGTH}, {LAYERS} layers / hidden {HIDDEN} / "
+          f"vocab {VOCAB}; median of {args.rounds * args.steps} steps")
+    print(f"float32 matmul peak of this machine: {peak / 1e9:.1f} GFLOP/s; "
+          f"{step_flops() / 1e9:.0f} GFLOP per step")
+    print(f"{'':<20}{'ms/step':>9}{'tokens/s':>10}{'MFU':>7}{'optimizer state MiB':>21}")
+    speed = {}
+    for name, values in times.items():
+        seconds = statistics.median(values)
+        speed[name] = BATCH * LENGTH / seconds
+        print(f"{name:<20}{seconds * 1e3:>9.0f}{speed[name]:>10.0f}"
+              f"{step_flops() / seconds / peak:>7.1%}"
+              f"{state_megabytes(candidates[name][1]):>21.1f}")
+    print(f"speed ratio ours / Keras fit: "
+          f"{speed['ours + AdaFactor'] / speed['Keras fit + Adam']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

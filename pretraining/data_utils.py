@@ -1,0 +1,307 @@
+"""Raw text -> TFRecord shards for pretraining, and the tf.data pipeline that reads them back.
+
+Three modes (SPEC C11 (b)):
+- `roberta`: masked LM with whole-word masking. 15% of the words are chosen; each token of a
+  chosen word becomes [MASK] (80%), stays (10%) or becomes a random token (10%). Stored as
+  `token_ids` (the original tokens) and `mask_ids` (replacement id + 1; 0 = not masked).
+- `gpt`: causal LM; `token_ids` only.
+- `unilm`: each packed sequence is split between two words at a random point:
+  `[CLS] a [SEP] b [SEP]`, with `segment_ids` 0 for `[CLS] a [SEP]` and 1 for `b [SEP]`.
+
+Input files hold one document per line; documents are split into sentences at 。！？!?；; and
+sentences are packed greedily into sequences of at most `seq_len` tokens, all padded to
+`seq_len` (fixed-length features: static shapes for XLA and TPU). Words come from an optional
+segmenter (e.g. `jieba.lcut` for Chinese); without one, a word is a token with its `##`
+continuations, so each Chinese character is its own word. Dynamic masking writes the corpus
+`repeats` times with different masks. Every group of documents draws its randomness from
+(seed, repeat, group), so the shards are the same for a given seed whatever the worker count.
+
+    python pretraining/data_utils.py --mode roberta --vocab vocab.txt --seq-len 512 \
+        --repeats 10 --workers 8 --output corpus/train corpus/*.txt
+"""
+import argparse
+import re
+
+import numpy as np
+import tensorflow as tf
+
+from bert4keras_ext.data import parallel_apply
+from bert4keras_ext.tokenizers import Tokenizer
+
+MODES = ("roberta", "gpt", "unilm")
+FEATURES = {"roberta": ("token_ids", "mask_ids"), "gpt": ("token_ids",),
+            "unilm": ("token_ids", "segment_ids")}
+SENTENCE_END = re.compile(r"(?<=[。！？!?；;])")
+
+
+def check_mode(mode):
+    if mode not in MODES:
+        raise ValueError(f"`mode` must be one of {MODES}; received {mode!r}.")
+
+
+def split_sentences(document):
+    return [s.strip() for s in SENTENCE_END.split(document) if s.strip()]
+
+
+def sentence_words(sentence, tokenizer, segmenter=None):
+    """The sentence's words, each a list of token ids (the tokens masked together)."""
+    if segmenter is not None:
+        words = [tokenizer.tokenize(word)[1:-1] for word in segmenter(sentence)]
+        return [tokenizer.tokens_to_ids(tokens) for tokens in words if tokens]
+    words = []
+    for token in tokenizer.tokenize(sentence)[1:-1]:
+        if token.startswith("##") and words:
+            words[-1].append(token)
+        else:
+            words.append([token])
+    return [tokenizer.tokens_to_ids(tokens) for tokens in words]
+
+
+def pack_words(sentences, capacity):
+    """Greedily packs sentences (lists of words) into sequences of at most `capacity` tokens.
+
+    A sentence longer than `capacity` is cut at a word boundary (a longer word is dropped)."""
+    sequences, current, size = [], [], 0
+    for sentence in sentences:
+        length = sum(len(word) for word in sentence)
+        if current and size + length > capacity:
+            sequences.append(current)
+            current, size = [], 0
+        for word in sentence:
+            if size + len(word) > capacity:
+                break
+            current.append(word)
+            size += len(word)
+    if current:
+        sequences.append(current)
+    return sequences
+
+
+class Masking:
+    """Whole-word masking: `rate` of the words, each token 80% [MASK] / 10% kept / 10% random."""
+
+    def __init__(self, mask_id, vocab_size, first_random_id=0, rate=0.15):
+        self.mask_id, self.vocab_size = mask_id, vocab_size
+        self.first_random_id, self.rate = first_random_id, rate
+
+    def __call__(self, words, rng):
+        """(token ids, mask ids) of the concatenated words; mask id = replacement id + 1."""
+        token_ids, mask_ids = [], []
+        for word in words:
+            chosen = rng.random() < self.rate
+            for token in word:
+                token_ids.append(token)
+                mask_ids.append(self._replacement(token, rng) + 1 if chosen else 0)
+        return token_ids, mask_ids
+
+    def _replacement(self, token, rng):
+        draw = rng.random()
+        if draw < 0.8:
+            return self.mask_id
+        if draw < 0.9:
+            return token
+        return int(rng.integers(self.first_random_id, self.vocab_size))
+
+
+class InstanceBuilder:
+    """Turns a group of documents into fixed-length feature dicts for one mode."""
+
+    def __init__(self, tokenizer, mode, seq_len, segmenter=None, mask_rate=0.15):
+        check_mode(mode)
+        if seq_len < 8:
+            raise ValueError(f"`seq_len` must be at least 8; received {seq_len}.")
+        self.tokenizer, self.mode, self.seq_len = tokenizer, mode, seq_len
+        self.segmenter = segmenter
+        self.cls, self.sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+        # Random replacements avoid [PAD], [UNK], [CLS], [SEP], [MASK] (the first ids of BERT
+        # vocabularies after [PAD] and the [unusedN] tokens are rarely real words either).
+        specials = [tokenizer.token_to_id(t) for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]",
+                                                      "[MASK]")]
+        self.masking = Masking(tokenizer.token_to_id("[MASK]"), tokenizer.vocab_size,
+                               first_random_id=max(specials) + 1, rate=mask_rate)
+
+    def __call__(self, documents, rng):
+        sentences = [sentence_words(s, self.tokenizer, self.segmenter)
+                     for document in documents for s in split_sentences(document)]
+        # [CLS] ... [SEP], plus the middle [SEP] of unilm.
+        capacity = self.seq_len - (3 if self.mode == "unilm" else 2)
+        sentences = [s for s in sentences if s]
+        return [self._instance(words, rng) for words in pack_words(sentences, capacity)
+                if self.mode != "unilm" or len(words) >= 2]
+
+    def _instance(self, words, rng):
+        pad = self.seq_len
+        if self.mode == "roberta":
+            token_ids, mask_ids = self.masking(words, rng)
+            return {"token_ids": _padded([self.cls, *token_ids, self.sep], pad),
+                    "mask_ids": _padded([0, *mask_ids, 0], pad)}
+        if self.mode == "gpt":
+            return {"token_ids": _padded([self.cls, *_flat(words), self.sep], pad)}
+        split = int(rng.integers(1, len(words)))
+        first = [self.cls, *_flat(words[:split]), self.sep]
+        second = [*_flat(words[split:]), self.sep]
+        return {"token_ids": _padded(first + second, pad),
+                "segment_ids": _padded([0] * len(first) + [1] * len(second), pad)}
+
+
+def _flat(words):
+    return [token for word in words for token in word]
+
+
+def _padded(ids, length):
+    array = np.zeros(length, "int64")
+    array[:len(ids)] = ids
+    return array
+
+
+def serialize(instance):
+    feature = {name: tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+               for name, values in instance.items()}
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def read_documents(paths):
+    """Non-empty lines of the text files, one document each."""
+    documents = []
+    for path in paths:
+        with open(path, encoding="utf-8") as file:
+            documents += [line.strip() for line in file if line.strip()]
+    return documents
+
+
+def build_records(documents, builder, output_prefix, repeats=1, seed=0, shards=1, workers=1,
+                  group_size=10, progress=True):
+    """Writes `shards` TFRecord files `{output_prefix}-{i:05d}-of-{shards:05d}.tfrecord`.
+
+    The corpus is written `repeats` times (a new mask each time), in groups of `group_size`
+    documents, group k going to shard k % shards. Returns the paths and the instance count.
+    """
+    for name, value in (("repeats", repeats), ("shards", shards), ("workers", workers),
+                        ("group_size", group_size)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{name}` must be a positive integer; received {value!r}.")
+    groups = [documents[i:i + group_size] for i in range(0, len(documents), group_size)]
+    tasks = [(repeat, index) for repeat in range(repeats) for index in range(len(groups))]
+
+    def make(task):
+        repeat, index = task
+        rng = np.random.default_rng([seed, repeat, index])
+        return [serialize(instance) for instance in builder(groups[index], rng)]
+
+    paths = [f"{output_prefix}-{i:05d}-of-{shards:05d}.tfrecord" for i in range(shards)]
+    writers = [tf.io.TFRecordWriter(path) for path in paths]
+    bar = _progress_bar(len(tasks), progress)
+    counts = {"groups": 0, "sequences": 0}
+
+    def write(records):
+        shard = writers[counts["groups"] % shards]
+        for record in records:
+            shard.write(record)
+        counts["groups"] += 1
+        counts["sequences"] += len(records)
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        if workers == 1:
+            for task in tasks:
+                write(make(task))
+        else:
+            parallel_apply(make, tasks, workers, max_queue_size=4 * workers, callback=write,
+                           random_seeds=False)
+    finally:
+        for writer in writers:
+            writer.close()
+        if bar is not None:
+            bar.close()
+    return paths, counts["sequences"]
+
+
+def _progress_bar(total, enabled):
+    """A tqdm bar, or None when disabled or tqdm (optional) is missing."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="group", desc="building records") if enabled else None
+
+
+def parse_records(paths, mode, seq_len):
+    """A dataset of feature dicts (int32, shape [seq_len]) from TFRecord files."""
+    return _parsed(tf.data.TFRecordDataset(paths), mode, seq_len)
+
+
+def _parsed(records, mode, seq_len):
+    check_mode(mode)
+    spec = {name: tf.io.FixedLenFeature([seq_len], tf.int64) for name in FEATURES[mode]}
+    return records.map(
+        lambda record: {k: tf.cast(v, tf.int32)
+                        for k, v in tf.io.parse_single_example(record, spec).items()},
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+
+
+def training_example(features, mode):
+    """((token ids, segment ids), labels, weights) for one sequence; the loss is the weighted
+    mean of the token cross-entropies. roberta: masked positions predict the original token;
+    gpt: every next token; unilm: the next token inside segment 1."""
+    token_ids = features["token_ids"]
+    if mode == "roberta":
+        mask_ids = features["mask_ids"]
+        inputs = tf.where(mask_ids > 0, mask_ids - 1, token_ids)
+        return (inputs, tf.zeros_like(token_ids)), token_ids, tf.cast(mask_ids > 0, tf.float32)
+    next_ids = tf.concat([token_ids[1:], tf.zeros_like(token_ids[:1])], axis=0)
+    weights = tf.cast(next_ids > 0, tf.float32)
+    segment_ids = features.get("segment_ids", tf.zeros_like(token_ids))
+    if mode == "unilm":
+        next_segments = tf.concat([segment_ids[1:], tf.zeros_like(segment_ids[:1])], axis=0)
+        weights *= tf.cast(next_segments, tf.float32)
+    return (token_ids, segment_ids), next_ids, weights
+
+
+def load_dataset(pattern, mode, seq_len, batch_size, seed=0, shuffle_buffer=10000, skip=0):
+    """Repeated, shuffled batches of `training_example`s from the files matching `pattern`.
+
+    Batches have a fixed size (the remainder is dropped) for static shapes. The order is fixed
+    by `seed`; `skip` drops that many sequences first (resuming a run). Raises if no file
+    matches."""
+    paths = sorted(tf.io.gfile.glob(pattern))
+    if not paths:
+        raise FileNotFoundError(f"No TFRecord files match `data` pattern {pattern!r}.")
+    dataset = tf.data.TFRecordDataset(paths).repeat()
+    if shuffle_buffer:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed)
+    dataset = _parsed(dataset.skip(skip), mode, seq_len)
+    dataset = dataset.map(lambda features: training_example(features, mode),
+                          num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("inputs", nargs="+", help="text files, one document per line")
+    parser.add_argument("--mode", choices=MODES, required=True)
+    parser.add_argument("--vocab", required=True)
+    parser.add_argument("--seq-len", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=10, help="copies with different masks")
+    parser.add_argument("--shards", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--segmenter", choices=["none", "jieba"], default="none")
+    parser.add_argument("--output", required=True, help="prefix of the TFRecord files")
+    args = parser.parse_args(argv)
+    segmenter = None
+    if args.segmenter == "jieba":
+        try:
+            import jieba
+        except ImportError:
+            parser.error("--segmenter jieba needs `pip install jieba`")
+        segmenter = jieba.lcut
+    builder = InstanceBuilder(Tokenizer(args.vocab), args.mode, args.seq_len, segmenter)
+    paths, count = build_records(read_documents(args.inputs), builder, args.output,
+                                 args.repeats, args.seed, args.shards, args.workers)
+    print(f"wrote {count} sequences to {len(paths)} file(s): {paths[0]} ...")
+
+
+if __name__ == "__main__":
+    main()

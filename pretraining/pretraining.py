@@ -1,0 +1,359 @@
+"""Pretrains a BERT (masked LM), GPT (causal LM) or UNILM model on TFRecord shards (SPEC C11).
+
+One script for one device, several GPUs, several machines and TPU: a custom `strategy.run`
+training loop (Keras 3.15's multi-worker `fit` is broken), the optimizer built inside the
+strategy scope, fixed shapes, and gradient accumulation, weight decay, LAMB and EMA all inside
+the optimizer's `update_step` (where they hold under tf.distribute). Preemption-safe: every
+`--checkpoint-every` updates it saves model, optimizer (accumulators and EMA included), dropout
+seeds and the data position, and a rerun with the same `--model-dir` resumes from there. At the
+end it exports the weights (the EMA ones with `--ema`) as an original-format BERT checkpoint.
+
+    python pretraining/pretraining.py --mode roberta --config bert_config.json \
+        --data 'corpus/train-*.tfrecord' --seq-len 512 --global-batch-size 4096 \
+        --grad-accum-steps 16 --optimizer lamb --lr 0.00176 --warmup-steps 3125 \
+        --total-steps 125000 --weight-decay 0.01 --strategy mirrored --model-dir runs/roberta
+
+See pretraining/README.md for several machines and TPUs.
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from data_utils import MODES, check_mode, load_dataset  # noqa: E402
+
+from bert4keras_ext.models import build_transformer_model  # noqa: E402
+from bert4keras_ext.models.checkpoints import save_as_bert_checkpoint  # noqa: E402
+from bert4keras_ext.optimizers import (  # noqa: E402
+    AdaFactor,
+    Adam,
+    PiecewiseLinearSchedule,
+    extend_with_exponential_moving_average,
+    extend_with_gradient_accumulation,
+    extend_with_layer_adaptation,
+    extend_with_weight_decay,
+)
+
+STRATEGIES = ("auto", "cpu", "mirrored", "multiworker", "tpu")
+OPTIMIZERS = ("adafactor", "adam", "lamb")
+APPLICATIONS = {"roberta": "encoder", "gpt": "lm", "unilm": "unilm"}
+# bert4keras's pretraining excludes LayerNorm and bias weights from decay and adaptation.
+NO_DECAY = ["Norm", "bias"]
+
+
+def argument_parser():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=MODES, default="roberta")
+    parser.add_argument("--config", required=True, help="bert_config.json of the model")
+    parser.add_argument("--init-checkpoint", help="start from these weights (TF or safetensors)")
+    parser.add_argument("--data", required=True, help="glob of TFRecord files (data_utils.py)")
+    parser.add_argument("--seq-len", type=int, default=512)
+    parser.add_argument("--global-batch-size", type=int, default=4096,
+                        help="sequences per real update, over all replicas and micro-steps")
+    parser.add_argument("--grad-accum-steps", type=int, default=16)
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="lamb")
+    parser.add_argument("--lr", type=float, default=0.00176)
+    parser.add_argument("--warmup-steps", type=int, default=3125, help="real updates")
+    parser.add_argument("--total-steps", type=int, default=125000, help="real updates")
+    parser.add_argument("--weight-decay", type=float, default=0.01)
+    parser.add_argument("--ema", type=float, default=0.0,
+                        help="EMA momentum of the weights (0: no EMA), e.g. 0.999")
+    parser.add_argument("--strategy", choices=STRATEGIES, default="auto",
+                        help="auto: all local GPUs if several, else one device; "
+                             "multiworker reads TF_CONFIG")
+    parser.add_argument("--tpu", default="", help="TPU name or address for --strategy tpu")
+    parser.add_argument("--cpu-replicas", type=int, default=1,
+                        help="split the CPU into this many devices (multi-device runs on a CPU)")
+    parser.add_argument("--model-dir", required=True,
+                        help="checkpoints, TensorBoard logs and the export (shared by workers)")
+    parser.add_argument("--checkpoint-every", type=int, default=1000, help="real updates")
+    parser.add_argument("--log-every", type=int, default=100, help="real updates")
+    parser.add_argument("--stop-after", type=int,
+                        help="end this run (with a checkpoint) at this update; rerun to resume")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def check_args(args):
+    """Errors in the flags that do not depend on the devices, before anything is built."""
+    check_mode(args.mode)
+    if args.strategy not in STRATEGIES:
+        raise ValueError(f"`strategy` must be one of {STRATEGIES}; received {args.strategy!r}.")
+    if args.optimizer not in OPTIMIZERS:
+        raise ValueError(f"`optimizer` must be one of {OPTIMIZERS}; received {args.optimizer!r}.")
+    for name in ("seq_len", "global_batch_size", "grad_accum_steps", "total_steps",
+                 "checkpoint_every", "log_every", "cpu_replicas"):
+        value = getattr(args, name)
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"`--{name.replace('_', '-')}` must be a positive integer; "
+                             f"received {value!r}.")
+    if not 0 <= args.warmup_steps < args.total_steps:
+        raise ValueError(f"`--warmup-steps` must be in [0, total steps {args.total_steps}); "
+                         f"received {args.warmup_steps}.")
+    if not 0.0 <= args.ema < 1.0:
+        raise ValueError(f"`--ema` must be in [0, 1); received {args.ema}.")
+    if not tf.io.gfile.glob(args.data):
+        raise FileNotFoundError(f"No files match `--data` {args.data!r}.")
+
+
+def make_strategy(name, tpu="", cpu_replicas=1):
+    """The tf.distribute strategy for `--strategy`; call before TensorFlow uses any device."""
+    if name not in STRATEGIES:
+        raise ValueError(f"`strategy` must be one of {STRATEGIES}; received {name!r}.")
+    if cpu_replicas > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_replicas)
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    if name == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("`--strategy multiworker` needs the TF_CONFIG environment variable "
+                             "(see pretraining/README.md); it is not set.")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "cpu":
+        return tf.distribute.OneDeviceStrategy("/cpu:0")
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored":
+        devices = None if gpus else [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+
+
+def micro_batch_size(args, replicas):
+    """Sequences per micro-step over all replicas; the global batch must split evenly."""
+    if args.global_batch_size % (replicas * args.grad_accum_steps):
+        raise ValueError(
+            f"`--global-batch-size` ({args.global_batch_size}) must be divisible by replicas x "
+            f"accumulation steps ({replicas} x {args.grad_accum_steps})."
+        )
+    return args.global_batch_size // args.grad_accum_steps
+
+
+def build_optimizer(args):
+    """Adam (bias correction off, as bert4keras), LAMB or AdaFactor with the extensions asked
+    for; the learning rate warms up linearly and decays linearly to 0, counting real updates."""
+    schedule = PiecewiseLinearSchedule(
+        {args.warmup_steps: 1.0, args.total_steps: 0.0} if args.warmup_steps
+        else {0: 1.0, args.total_steps: 0.0},
+        learning_rate=args.lr,
+    )
+    options = {}
+    if args.optimizer == "adafactor":
+        base = AdaFactor
+        if args.grad_accum_steps > 1:
+            base = extend_with_gradient_accumulation(base)
+            options["grad_accum_steps"] = args.grad_accum_steps
+    else:
+        # Our Adam accumulates inside its moments: no extra buffer per parameter.
+        base = Adam
+        options.update(bias_correction=False, grad_accum_steps=args.grad_accum_steps)
+    if args.weight_decay:
+        base = extend_with_weight_decay(base)
+        options.update(weight_decay_rate=args.weight_decay, exclude_from_weight_decay=NO_DECAY)
+    if args.optimizer == "lamb":
+        base = extend_with_layer_adaptation(base)
+        options["exclude_from_layer_adaptation"] = NO_DECAY
+    if args.ema:
+        base = extend_with_exponential_moving_average(base)
+        options["ema_momentum"] = args.ema
+    return base(learning_rate=schedule, **options)
+
+
+def is_chief(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    jobs = resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in jobs
+
+
+def seed_states(model):
+    """Dropout seed-generator states: without them a resumed run draws other dropout masks.
+    Keras keeps them outside `model.weights`, in each layer's `_seed_generators`."""
+    return [generator.state for layer in model._flatten_layers()
+            for generator in getattr(layer, "_seed_generators", [])]
+
+
+class Pretrainer:
+    """Model, optimizer, data and checkpoints of one run, built inside `strategy.scope()`."""
+
+    def __init__(self, args, strategy):
+        self.args, self.strategy = args, strategy
+        self.micro_batch = micro_batch_size(args, strategy.num_replicas_in_sync)
+        self.chief = is_chief(strategy)
+        keras.utils.set_random_seed(args.seed)
+        latest = tf.train.latest_checkpoint(args.model_dir)
+        with strategy.scope():
+            self.model = build_transformer_model(
+                args.config, None if latest else args.init_checkpoint,
+                application=APPLICATIONS[args.mode], with_mlm="linear",
+                sequence_length=args.seq_len,
+            )
+            self.optimizer = build_optimizer(args)
+            self.optimizer.build(self.model.trainable_variables)
+            self.micro_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="micro_step")
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
+                                              micro_step=self.micro_step,
+                                              seeds=seed_states(self.model))
+        self.manager = tf.train.CheckpointManager(self.checkpoint, self._checkpoint_dir(),
+                                                  max_to_keep=3)
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            print(f"resumed from {latest} at update {self.update}")
+        self.train_step = tf.function(self._distributed_step)
+
+    @property
+    def update(self):
+        return int(self.micro_step.numpy()) // self.args.grad_accum_steps
+
+    def _checkpoint_dir(self):
+        # Every worker must save under MultiWorkerMirroredStrategy; only the chief's copy stays.
+        if self.chief:
+            return self.args.model_dir
+        task = self.strategy.cluster_resolver.task_id
+        return os.path.join(self.args.model_dir, f".worker-{task}-tmp")
+
+    def dataset(self):
+        """Distributed batches, skipping the micro-batches already trained on (the data
+        position is the micro-step count: the shuffled order is fixed by the seed)."""
+        dataset = load_dataset(self.args.data, self.args.mode, self.args.seq_len,
+                               self.micro_batch, seed=self.args.seed,
+                               skip=int(self.micro_step.numpy()) * self.micro_batch)
+        options = tf.data.Options()
+        # Every worker reads all files and keeps its share of each batch: correct for any
+        # number of files (FILE sharding would need at least one file per worker).
+        policy = tf.data.experimental.AutoShardPolicy.DATA
+        options.experimental_distribute.auto_shard_policy = policy
+        return self.strategy.experimental_distribute_dataset(dataset.with_options(options))
+
+    def _replica_step(self, inputs, labels, weights):
+        context = tf.distribute.get_replica_context()
+        # Divide by the count over all replicas: summing the replicas' gradients then gives the
+        # gradient of the mean over the whole micro-batch, as on one device.
+        count = tf.maximum(context.all_reduce("sum", tf.reduce_sum(weights)), 1.0)
+        with tf.GradientTape() as tape:
+            logits = tf.cast(self.model(list(inputs), training=True), tf.float32)
+            losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+            loss = tf.reduce_sum(losses * weights) / count
+        gradients = tape.gradient(loss, self.model.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
+        correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=labels.dtype), labels),
+                          tf.float32)
+        return loss, tf.reduce_sum(correct * weights) / count
+
+    def _distributed_step(self, iterator):
+        inputs, labels, weights = next(iterator)
+        loss, accuracy = self.strategy.run(self._replica_step, args=(inputs, labels, weights))
+        self.micro_step.assign_add(1)
+        return (self.strategy.reduce("sum", loss, axis=None),
+                self.strategy.reduce("sum", accuracy, axis=None))
+
+    def save(self):
+        self.manager.save(checkpoint_number=self.update)
+        if not self.chief:
+            shutil.rmtree(self._checkpoint_dir(), ignore_errors=True)
+
+    def run(self):
+        """Trains to `--total-steps` (or `--stop-after`); returns the logged records."""
+        args, k = self.args, self.args.grad_accum_steps
+        end = min(args.total_steps, args.stop_after or args.total_steps)
+        if self.update >= end:
+            return []
+        writer = (tf.summary.create_file_writer(os.path.join(args.model_dir, "logs"))
+                  if self.chief else tf.summary.create_noop_writer())
+        names = ("loss", "accuracy", "lr", "tokens/s")
+        progress = keras.utils.Progbar(args.total_steps, verbose=1 if self.chief else 0,
+                                       stateful_metrics=names)
+        progress.update(self.update)
+        iterator, records = iter(self.dataset()), []
+        losses, accuracies, started = [], [], time.perf_counter()
+        while self.update < end:
+            loss, accuracy = self.train_step(iterator)
+            losses.append(float(loss))
+            accuracies.append(float(accuracy))
+            if int(self.micro_step.numpy()) % k:
+                continue
+            update = self.update
+            if update % args.log_every == 0 or update == end:
+                elapsed = time.perf_counter() - started
+                record = {"update": update, "loss": float(np.mean(losses)),
+                          "accuracy": float(np.mean(accuracies)),
+                          "lr": float(self.optimizer.learning_rate),
+                          "tokens/s": len(losses) * self.micro_batch * args.seq_len / elapsed}
+                print_record = [(name, record[name]) for name in names]
+                records.append(record)
+                with writer.as_default(step=update):
+                    for name, value in print_record:
+                        tf.summary.scalar(name.replace("/", "_per_"), value)
+                progress.update(update, print_record)
+                losses, accuracies, started = [], [], time.perf_counter()
+            if update % args.checkpoint_every == 0 or update == end:
+                self.save()
+        writer.flush()
+        return records
+
+    def export(self):
+        """Final weights (EMA ones with --ema) as an original BERT checkpoint; chief only."""
+        path = os.path.join(self.args.model_dir, "export", "bert_model.ckpt")
+        if not self.chief:
+            return None
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if self.args.ema:
+            with self.optimizer.ema_weights(self.model):
+                save_as_bert_checkpoint(self.model, path)
+        else:
+            save_as_bert_checkpoint(self.model, path)
+        return path
+
+
+def weights_digest(model):
+    """Sum and sum of squares of all weights: equal on workers that hold the same weights."""
+    values = [np.asarray(w, "float64") for w in model.get_weights()]
+    return sum(v.sum() for v in values), sum((v**2).sum() for v in values)
+
+
+def prepare(args, strategy=None):
+    """Checks the flags and builds (or resumes) the run; errors come before any training."""
+    check_args(args)
+    strategy = strategy or make_strategy(args.strategy, args.tpu, args.cpu_replicas)
+    return Pretrainer(args, strategy)
+
+
+def train(trainer):
+    """Trains, and exports once `--total-steps` is reached; returns the logged records."""
+    records = trainer.run()
+    if trainer.update >= trainer.args.total_steps:
+        path = trainer.export()
+        if path:
+            print(f"exported the final weights to {path}")
+    return records
+
+
+def main(argv=None):
+    parser = argument_parser()
+    args = parser.parse_args(argv)
+    try:
+        trainer = prepare(args)
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(str(error))
+    records = train(trainer)
+    total, squares = weights_digest(trainer.model)
+    print(json.dumps({"records": records, "weights_sum": total, "weights_sum_of_squares": squares}))
+
+
+if __name__ == "__main__":
+    main()

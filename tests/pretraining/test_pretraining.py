@@ -1,0 +1,168 @@
+"""The pretraining script: replicas equal one device, loss falls, kill-and-resume, export,
+two real worker processes, and flag errors before training."""
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import mirrored_strategy
+
+ROOT = Path(__file__).parents[2]
+sys.path.insert(0, str(ROOT / "pretraining"))
+sys.path.insert(0, str(Path(__file__).parent))
+
+import toy_corpus  # noqa: E402
+from data_utils import InstanceBuilder, build_records  # noqa: E402
+
+from bert4keras_ext.models import build_transformer_model  # noqa: E402
+from bert4keras_ext.tokenizers import Tokenizer  # noqa: E402
+from pretraining import argument_parser, main, prepare, train  # noqa: E402
+
+SEQ_LEN = 32
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Toy files and roberta / unilm records, shared by the tests of this module."""
+    folder = tmp_path_factory.mktemp("corpus")
+    paths = toy_corpus.write_files(folder)
+    tokenizer = Tokenizer(paths["vocab.txt"])
+    for mode in ("roberta", "unilm"):
+        build_records(toy_corpus.documents(300), InstanceBuilder(tokenizer, mode, SEQ_LEN),
+                      str(folder / mode), repeats=2, shards=2, progress=False)
+    with_dropout = folder / "config_dropout.json"
+    config = json.loads(Path(paths["config.json"]).read_text())
+    with_dropout.write_text(json.dumps(dict(config, hidden_dropout_prob=0.1,
+                                            attention_probs_dropout_prob=0.1)))
+    return {"folder": folder, "config": paths["config.json"], "dropout_config": str(with_dropout)}
+
+
+def flags(corpus, model_dir, *extra, mode="roberta", config=None):
+    return argument_parser().parse_args([
+        "--mode", mode, "--config", config or corpus["config"],
+        "--data", str(corpus["folder"] / f"{mode}-*"), "--seq-len", str(SEQ_LEN),
+        "--model-dir", str(model_dir), "--log-every", "1", *extra,
+    ])
+
+
+def state(trainer):
+    return [np.array(v) for v in trainer.model.weights + trainer.optimizer.variables]
+
+
+@pytest.mark.slow
+def test_two_replicas_equal_one_device_and_loss_falls(corpus, tmp_path):
+    common = ["--global-batch-size", "16", "--grad-accum-steps", "2", "--optimizer", "adam",
+              "--lr", "3e-3", "--warmup-steps", "2", "--total-steps", "30",
+              "--checkpoint-every", "100"]
+    one = prepare(flags(corpus, tmp_path / "one", *common), tf.distribute.get_strategy())
+    one_records = train(one)
+    two = prepare(flags(corpus, tmp_path / "two", *common), mirrored_strategy())
+    two_records = train(two)
+    for a, b in zip(one.model.weights, two.model.weights):
+        np.testing.assert_allclose(np.array(a), np.array(b), atol=2e-5, err_msg=a.path)
+    losses = [record["loss"] for record in two_records]
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.3
+    np.testing.assert_allclose(losses, [r["loss"] for r in one_records], rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_kill_and_resume_equals_an_uninterrupted_run(corpus, tmp_path):
+    common = ["--global-batch-size", "8", "--grad-accum-steps", "2", "--optimizer", "lamb",
+              "--lr", "1e-3", "--warmup-steps", "2", "--total-steps", "6", "--ema", "0.9",
+              "--checkpoint-every", "100"]
+    config = corpus["dropout_config"]  # dropout on: the seeds must resume too
+    whole = prepare(flags(corpus, tmp_path / "whole", *common, config=config))
+    train(whole)
+    first = prepare(flags(corpus, tmp_path / "cut", *common, "--stop-after", "3", config=config))
+    train(first)
+    assert first.update == 3 and not (tmp_path / "cut" / "export").exists()
+    resumed = prepare(flags(corpus, tmp_path / "cut", *common, config=config))
+    assert resumed.update == 3
+    train(resumed)
+    for a, b in zip(state(whole), state(resumed)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_exported_checkpoint_gives_the_trained_models_outputs(corpus, tmp_path):
+    trainer = prepare(flags(corpus, tmp_path, "--mode", "unilm", "--global-batch-size", "8",
+                            "--grad-accum-steps", "1", "--optimizer", "adafactor", "--lr", "1e-2",
+                            "--warmup-steps", "0", "--total-steps", "3", "--ema", "0.5",
+                            mode="unilm"))
+    train(trainer)
+    exported = tmp_path / "export"
+    loaded = build_transformer_model(str(exported / "bert_config.json"),
+                                     str(exported / "bert_model.ckpt"), application="unilm",
+                                     with_mlm="linear")
+    rng = np.random.default_rng(0)
+    token_ids = rng.integers(5, 20, size=(2, SEQ_LEN))
+    segment_ids = np.repeat([[0] * 20 + [1] * 12], 2, axis=0)
+    with trainer.optimizer.ema_weights(trainer.model):
+        expected = trainer.model.predict_on_batch([token_ids, segment_ids])
+    np.testing.assert_allclose(loaded.predict_on_batch([token_ids, segment_ids]), expected,
+                               atol=1e-5)
+
+
+def test_bad_flags_fail_before_training(corpus, tmp_path, capsys):
+    base = ["--config", corpus["config"], "--model-dir", str(tmp_path / "run")]
+    with pytest.raises(SystemExit):
+        main([*base, "--data", str(tmp_path / "nothing-*")])
+    assert "No files match `--data`" in capsys.readouterr().err
+    data = ["--data", str(corpus["folder"] / "roberta-*")]
+    with pytest.raises(SystemExit):
+        main([*base, *data, "--strategy", "gpus"])
+    assert "invalid choice: 'gpus'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"divisible by replicas x accumulation steps \(2 x 4\)"):
+        prepare(flags(corpus, tmp_path / "run", "--global-batch-size", "12",
+                      "--grad-accum-steps", "4"), mirrored_strategy())
+    with pytest.raises(ValueError, match="`--warmup-steps` must be in"):
+        prepare(flags(corpus, tmp_path / "run", "--warmup-steps", "10", "--total-steps", "5"))
+    assert not (tmp_path / "run").exists()
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_two_worker_processes_stay_in_sync(corpus, tmp_path):
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    command = [sys.executable, str(ROOT / "pretraining" / "pretraining.py"), "--strategy",
+               "multiworker", "--mode", "roberta", "--config", corpus["config"],
+               "--data", str(corpus["folder"] / "roberta-*"), "--seq-len", str(SEQ_LEN),
+               "--global-batch-size", "16", "--grad-accum-steps", "2", "--optimizer", "adam",
+               "--lr", "3e-3", "--warmup-steps", "2", "--total-steps", "12", "--log-every", "1",
+               "--model-dir", str(tmp_path / "run")]
+    environment = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    workers = []
+    try:
+        for index in range(2):
+            tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+            workers.append(subprocess.Popen(
+                command, env=dict(environment, TF_CONFIG=json.dumps(tf_config)),
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        outputs = [worker.communicate(timeout=300)[0] for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.wait()
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    results = [json.loads(output.strip().splitlines()[-1]) for output in outputs]
+    assert results[0]["weights_sum_of_squares"] == pytest.approx(
+        results[1]["weights_sum_of_squares"], rel=1e-6)
+    assert results[0]["weights_sum"] == pytest.approx(results[1]["weights_sum"], rel=1e-6)
+    losses = [record["loss"] for record in results[0]["records"]]
+    assert len(losses) == 12 and np.mean(losses[-3:]) < np.mean(losses[:3])
+    assert (tmp_path / "run" / "export" / "bert_model.ckpt.index").exists()
