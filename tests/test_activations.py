@@ -27,3 +27,31 @@ def test_named_activations_round_trip_in_feedforward(name, tmp_path):
     x = np.random.default_rng(0).normal(size=(2, 3, 4)).astype("float32")
     assert_keras_round_trip(model, x, tmp_path)
     assert activations.get(name) is not None
+
+
+def test_recomputed_approximation_coefficients():
+    # Local Taylor fit of tanh(a x + b x^3) to erf(x / sqrt 2): b / a = 0.0455399.
+    a = math.sqrt(2 / math.pi)
+    b = (4 - math.pi) / (3 * math.sqrt(2) * math.pi**1.5)
+    assert b / a == pytest.approx(0.0455399, abs=1e-7)
+    # Min-max fits with a fixed: the cubic coefficient of gelu_tanh and sigmoid's 1.702.
+    x = np.linspace(-6, 6, 6001)[:, None]
+    phi = 0.5 * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
+    cubic = np.linspace(0.0440, 0.0455, 1501)
+    worst = np.abs(0.5 * (1 + np.tanh(a * (x + cubic * x**3))) - phi).max(axis=0)
+    assert cubic[worst.argmin()] == pytest.approx(0.0447149, abs=2e-5)
+    scale = np.linspace(1.69, 1.71, 2001)
+    worst = np.abs(1 / (1 + np.exp(-scale * x)) - phi).max(axis=0)
+    assert scale[worst.argmin()] == pytest.approx(1.7017449, abs=1e-4)
+
+
+def test_config_hidden_act_selects_the_form():
+    from bert4keras_ext.models import build_transformer_model
+
+    config = {"vocab_size": 20, "hidden_size": 8, "num_hidden_layers": 1,
+              "num_attention_heads": 2, "intermediate_size": 16, "max_position_embeddings": 8}
+    for name, function in [("gelu", activations.gelu_erf), ("gelu_tanh", activations.gelu_tanh),
+                           ("gelu_sigmoid", activations.gelu_sigmoid)]:
+        model = build_transformer_model(dict(config, hidden_act=name))
+        feedforward = model.get_layer("Transformer-0-FeedForward")
+        assert feedforward.activation is function

@@ -1,12 +1,14 @@
-"""Multi-head attention with standard or entropy-invariant ("softmax_plus") normalization."""
+"""Multi-head attention with standard, entropy-invariant ("softmax_plus") or Taylor-softmax
+normalization."""
 import math
 
 import keras
 from keras import ops
 
 from bert4keras_ext.backend import check_positive_int
+from bert4keras_ext.taylor_softmax import check_order, taylor_softmax
 
-NORMALIZATIONS = ("softmax", "softmax_plus")
+NORMALIZATIONS = ("softmax", "softmax_plus", "taylor_softmax")
 
 
 @keras.saving.register_keras_serializable(package="bert4keras_ext")
@@ -18,6 +20,9 @@ class MultiHeadAttention(keras.layers.Layer):
     `n` is the number of keys that row may see (key padding and `attention_mask` combined). That
     equals raising the row's standard probabilities to that power and renormalizing, so the
     attention keeps its sharpness when sequences grow beyond the length it was trained on.
+    `normalization='taylor_softmax'` replaces `exp` by its order-`taylor_order` Taylor
+    polynomial (SPEC S3; `taylor_monotone` clamps it below its minimum); it always runs the
+    explicit path.
 
     Masks: `attention_mask` is boolean and broadcasts to `[batch, heads, q_len, k_len]` (True =
     may attend). Keras masks on the inputs are honoured: the mask of `v` blocks padded keys and
@@ -43,9 +48,11 @@ class MultiHeadAttention(keras.layers.Layer):
         key_size: size of each head's queries and keys; defaults to `head_size`.
         use_bias: whether the four projections have biases.
         attention_scale: divide the logits by `sqrt(key_size)`.
-        normalization: 'softmax' or 'softmax_plus'.
+        normalization: 'softmax', 'softmax_plus' or 'taylor_softmax'.
         softmax_plus_base: the length at which 'softmax_plus' equals 'softmax' (512).
         softmax_plus_floor: rows seeing fewer keys use this count instead (16).
+        taylor_order: even order of the Taylor softmax (2).
+        taylor_monotone: use the monotone Taylor softmax.
         attention_dropout: dropout rate on the attention probabilities while training.
         return_attention_scores: also return the attention probabilities.
         kernel_initializer: initializer of the projection kernels.
@@ -62,6 +69,8 @@ class MultiHeadAttention(keras.layers.Layer):
         normalization="softmax",
         softmax_plus_base=512,
         softmax_plus_floor=16,
+        taylor_order=2,
+        taylor_monotone=False,
         attention_dropout=None,
         return_attention_scores=False,
         kernel_initializer="glorot_uniform",
@@ -88,6 +97,9 @@ class MultiHeadAttention(keras.layers.Layer):
         self.normalization = normalization
         self.softmax_plus_base = softmax_plus_base
         self.softmax_plus_floor = softmax_plus_floor
+        check_order(taylor_order)
+        self.taylor_order = taylor_order
+        self.taylor_monotone = taylor_monotone
         self.attention_dropout = attention_dropout
         self.return_attention_scores = return_attention_scores
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -164,7 +176,8 @@ class MultiHeadAttention(keras.layers.Layer):
             factor = None
 
         dropping = bool(self.attention_dropout) and bool(training)
-        if self.return_attention_scores or dropping:
+        explicit = self.normalization == "taylor_softmax"
+        if self.return_attention_scores or dropping or explicit:
             output, probs = self._attend_explicitly(qw, kw, vw, visible, scale, factor, training)
         else:
             if factor is not None:
@@ -222,9 +235,13 @@ class MultiHeadAttention(keras.layers.Layer):
         logits = ops.cast(logits, "float32") * scale
         if factor is not None:
             logits = logits * factor
-        if visible is not None:
-            logits = ops.where(visible, logits, -1e9)
-        probs = ops.softmax(logits, axis=-1)
+        if self.normalization == "taylor_softmax":
+            probs = taylor_softmax(logits, self.taylor_order, mask=visible,
+                                   monotone=self.taylor_monotone)
+        else:
+            if visible is not None:
+                logits = ops.where(visible, logits, -1e9)
+            probs = ops.softmax(logits, axis=-1)
         if visible is not None and self.return_attention_scores:
             probs = probs * ops.cast(ops.any(visible, axis=-1, keepdims=True), probs.dtype)
         dropped = self.dropout(probs, training=training)
@@ -255,6 +272,8 @@ class MultiHeadAttention(keras.layers.Layer):
                 "normalization": self.normalization,
                 "softmax_plus_base": self.softmax_plus_base,
                 "softmax_plus_floor": self.softmax_plus_floor,
+                "taylor_order": self.taylor_order,
+                "taylor_monotone": self.taylor_monotone,
                 "attention_dropout": self.attention_dropout,
                 "return_attention_scores": self.return_attention_scores,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),

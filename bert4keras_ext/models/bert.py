@@ -113,7 +113,8 @@ def build_transformer_model(
         with_mlm: False, True (probabilities) or 'linear' (logits): add the MLM head, whose
             output projection is tied to the token embeddings.
         with_pool: False, True (tanh) or 'linear': add the pooler on the first token.
-        normalization: 'softmax' or 'softmax_plus' (entropy-invariant attention), all layers.
+        normalization: 'softmax', 'softmax_plus' (entropy-invariant) or 'taylor_softmax' in all
+            layers.
         layer_norm_cond: a tensor, or an int to create an input of that size, conditioning every
             LayerNorm (Conditional LayerNorm).
         layer_norm_cond_hidden_size: if set, one shared Dense of this size projects the
