@@ -1,4 +1,5 @@
-"""Losses for language-model heads (keras.ops only)."""
+"""Losses (keras.ops only): sequence-to-sequence cross entropy for language-model heads, focal
+loss and soft truncation (SPEC S6) for classifiers."""
 import keras
 from keras import ops
 
@@ -55,3 +56,115 @@ class Seq2SeqCrossEntropy(keras.losses.Loss):
         config = super().get_config()
         config.update({"from_logits": self.from_logits, "ignore_id": self.ignore_id})
         return config
+
+
+def _binary_log_probabilities(y_pred, from_logits):
+    """(log p, log(1 - p), logits) of the positive class, stable at extreme values."""
+    y_pred = ops.cast(y_pred, "float32")
+    if not from_logits:
+        y_pred = ops.clip(y_pred, 1e-7, 1.0 - 1e-7)
+        y_pred = ops.log(y_pred) - ops.log1p(-y_pred)
+    return ops.log_sigmoid(y_pred), ops.log_sigmoid(-y_pred), y_pred
+
+
+def _sparse_log_probabilities(y_true, y_pred, from_logits):
+    """(log p of the true class, logits) for integer labels `y_true` and `[..., classes]`."""
+    y_pred = ops.cast(y_pred, "float32")
+    if not from_logits:
+        y_pred = ops.log(ops.clip(y_pred, 1e-7, 1.0))
+    log_probs = ops.log_softmax(y_pred, axis=-1)
+    labels = ops.expand_dims(ops.cast(y_true, "int32"), -1)
+    return ops.squeeze(ops.take_along_axis(log_probs, labels, axis=-1), -1), y_pred
+
+
+class _ConfigurableLoss(keras.losses.Loss):
+    """Stores its hyper-parameters as attributes and returns them from `get_config`."""
+
+    _options = ()
+
+    def __init__(self, name, reduction="sum_over_batch_size", dtype=None, **options):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        for option, value in options.items():
+            setattr(self, option, value)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({option: getattr(self, option) for option in self._options})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="bert4keras_ext")
+class BinaryFocalLoss(_ConfigurableLoss):
+    """Focal loss (SPEC S6): `-alpha_t (1 - p_t)^gamma log p_t` for 0/1 labels, mean over the
+    last axis. `gamma=0` and `alpha=None` give binary cross entropy; `alpha` weighs the
+    positives by alpha and the negatives by 1 - alpha (0.25 in the paper, 0.5 if untuned).
+
+    Example: `model.compile("adam", loss=BinaryFocalLoss(gamma=2.0, from_logits=True))`
+    """
+
+    _options = ("gamma", "alpha", "from_logits")
+
+    def __init__(self, gamma=2.0, alpha=None, from_logits=False, name="binary_focal_loss",
+                 **kwargs):
+        super().__init__(name, gamma=gamma, alpha=alpha, from_logits=from_logits, **kwargs)
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, "float32")
+        log_p, log_not_p, _ = _binary_log_probabilities(y_pred, self.from_logits)
+        positive = -((1.0 - ops.exp(log_p)) ** self.gamma) * log_p
+        negative = -(ops.exp(log_p) ** self.gamma) * log_not_p
+        if self.alpha is not None:
+            positive, negative = self.alpha * positive, (1.0 - self.alpha) * negative
+        return ops.mean(y_true * positive + (1.0 - y_true) * negative, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="bert4keras_ext")
+class SparseCategoricalFocalLoss(_ConfigurableLoss):
+    """Multi-class focal loss `-alpha (1 - p_t)^gamma log p_t` for integer labels (SPEC S6)."""
+
+    _options = ("gamma", "alpha", "from_logits")
+
+    def __init__(self, gamma=2.0, alpha=1.0, from_logits=False,
+                 name="sparse_categorical_focal_loss", **kwargs):
+        super().__init__(name, gamma=gamma, alpha=alpha, from_logits=from_logits, **kwargs)
+
+    def call(self, y_true, y_pred):
+        log_p, _ = _sparse_log_probabilities(y_true, y_pred, self.from_logits)
+        return -self.alpha * (1.0 - ops.exp(log_p)) ** self.gamma * log_p
+
+
+@keras.saving.register_keras_serializable(package="bert4keras_ext")
+class BinarySoftTruncationLoss(_ConfigurableLoss):
+    """Softened hard truncation (SPEC S6): `-sigmoid(-K x) log sigmoid(x)` for positives and
+    `-sigmoid(K x) log sigmoid(-x)` for negatives, x the logit; mean over the last axis.
+    With K = 1 it equals the focal loss with gamma = 1; large K approaches hard truncation
+    (no loss once a sample is on the right side of 0.5)."""
+
+    _options = ("k", "from_logits")
+
+    def __init__(self, k=1.0, from_logits=True, name="binary_soft_truncation_loss", **kwargs):
+        super().__init__(name, k=k, from_logits=from_logits, **kwargs)
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, "float32")
+        log_p, log_not_p, logits = _binary_log_probabilities(y_pred, self.from_logits)
+        positive = -ops.sigmoid(-self.k * logits) * log_p
+        negative = -ops.sigmoid(self.k * logits) * log_not_p
+        return ops.mean(y_true * positive + (1.0 - y_true) * negative, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="bert4keras_ext")
+class SparseCategoricalSoftTruncationLoss(_ConfigurableLoss):
+    """Multi-class soft truncation `-softmax(-K x)_t log softmax(x)_t` (SPEC S6)."""
+
+    _options = ("k", "from_logits")
+
+    def __init__(self, k=1.0, from_logits=True,
+                 name="sparse_categorical_soft_truncation_loss", **kwargs):
+        super().__init__(name, k=k, from_logits=from_logits, **kwargs)
+
+    def call(self, y_true, y_pred):
+        log_p, logits = _sparse_log_probabilities(y_true, y_pred, self.from_logits)
+        weights = ops.softmax(-self.k * logits, axis=-1)
+        labels = ops.expand_dims(ops.cast(y_true, "int32"), -1)
+        return -ops.squeeze(ops.take_along_axis(weights, labels, axis=-1), -1) * log_p
