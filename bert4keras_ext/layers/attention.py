@@ -1,14 +1,15 @@
-"""Multi-head attention with standard, entropy-invariant ("softmax_plus") or Taylor-softmax
-normalization."""
+"""Multi-head attention with standard, entropy-invariant ("softmax_plus"), Taylor-softmax or
+Performer (linear-time) normalization."""
 import math
 
 import keras
 from keras import ops
 
+from bert4keras_ext import performer
 from bert4keras_ext.backend import check_positive_int
 from bert4keras_ext.taylor_softmax import check_order, taylor_softmax
 
-NORMALIZATIONS = ("softmax", "softmax_plus", "taylor_softmax")
+NORMALIZATIONS = ("softmax", "softmax_plus", "taylor_softmax", "performer")
 
 
 @keras.saving.register_keras_serializable(package="bert4keras_ext")
@@ -22,7 +23,12 @@ class MultiHeadAttention(keras.layers.Layer):
     attention keeps its sharpness when sequences grow beyond the length it was trained on.
     `normalization='taylor_softmax'` replaces `exp` by its order-`taylor_order` Taylor
     polynomial (SPEC S3; `taylor_monotone` clamps it below its minimum); it always runs the
-    explicit path.
+    explicit path. `normalization='performer'` approximates softmax attention in linear time with
+    `num_random_features` positive orthogonal random features (SPEC S2; a non-trainable weight,
+    `redraw_features()` draws new ones); it supports key padding (the Keras mask of `v`) and,
+    with `performer_causal=True`, causal attention, but no `attention_mask` (UNILM masks cannot
+    be linearized) and no attention dropout; its `return_attention_scores` probabilities are
+    the explicit O(n^2) form of the same features.
 
     Masks: `attention_mask` is boolean and broadcasts to `[batch, heads, q_len, k_len]` (True =
     may attend). Keras masks on the inputs are honoured: the mask of `v` blocks padded keys and
@@ -48,11 +54,14 @@ class MultiHeadAttention(keras.layers.Layer):
         key_size: size of each head's queries and keys; defaults to `head_size`.
         use_bias: whether the four projections have biases.
         attention_scale: divide the logits by `sqrt(key_size)`.
-        normalization: 'softmax', 'softmax_plus' or 'taylor_softmax'.
+        normalization: 'softmax', 'softmax_plus', 'taylor_softmax' or 'performer'.
         softmax_plus_base: the length at which 'softmax_plus' equals 'softmax' (512).
         softmax_plus_floor: rows seeing fewer keys use this count instead (16).
         taylor_order: even order of the Taylor softmax (2).
         taylor_monotone: use the monotone Taylor softmax.
+        num_random_features: Performer's feature count m (256).
+        performer_causal: Performer attends to the current and earlier positions only.
+        feature_seed: seed of Performer's random features (None: fresh randomness).
         attention_dropout: dropout rate on the attention probabilities while training.
         return_attention_scores: also return the attention probabilities.
         kernel_initializer: initializer of the projection kernels.
@@ -71,6 +80,9 @@ class MultiHeadAttention(keras.layers.Layer):
         softmax_plus_floor=16,
         taylor_order=2,
         taylor_monotone=False,
+        num_random_features=256,
+        performer_causal=False,
+        feature_seed=None,
         attention_dropout=None,
         return_attention_scores=False,
         kernel_initializer="glorot_uniform",
@@ -100,6 +112,10 @@ class MultiHeadAttention(keras.layers.Layer):
         check_order(taylor_order)
         self.taylor_order = taylor_order
         self.taylor_monotone = taylor_monotone
+        check_positive_int(num_random_features, "num_random_features")
+        self.num_random_features = num_random_features
+        self.performer_causal = performer_causal
+        self.feature_seed = feature_seed
         self.attention_dropout = attention_dropout
         self.return_attention_scores = return_attention_scores
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -145,9 +161,28 @@ class MultiHeadAttention(keras.layers.Layer):
         self.k_dense.build(k_shape)
         self.v_dense.build(v_shape)
         self.o_dense.build((*q_shape[:-1], self.heads * self.head_size))
+        if self.normalization == "performer":
+            # Saved with the weights, so a reloaded layer attends with the same features.
+            self.random_features = self.add_weight(
+                shape=(self.num_random_features, self.key_size), trainable=False,
+                name="random_features",
+                initializer=keras.initializers.Constant(performer.gaussian_features(
+                    self.num_random_features, self.key_size, self.feature_seed)),
+            )
+
+    def redraw_features(self, seed=None):
+        """New random features for 'performer' (e.g. every few hundred training steps)."""
+        self.random_features.assign(performer.gaussian_features(
+            self.num_random_features, self.key_size, seed))
 
     def call(self, inputs, attention_mask=None, mask=None, training=None):
         q, k, v = inputs
+        if self.normalization == "performer" and attention_mask is not None:
+            raise ValueError(
+                "normalization='performer' supports key padding (the Keras mask of `v`) and "
+                "performer_causal=True only; an `attention_mask` (such as UNILM's) cannot be "
+                "linearized."
+            )
         q_mask, _, v_mask = mask if mask is not None else (None, None, None)
         q_len, k_len = ops.shape(q)[1], ops.shape(k)[1]
         qw = ops.reshape(self.q_dense(q), (-1, q_len, self.heads, self.key_size))
@@ -169,6 +204,8 @@ class MultiHeadAttention(keras.layers.Layer):
         unless computed explicitly).
         """
         q_len, k_len = ops.shape(qw)[1], ops.shape(kw)[1]
+        if self.normalization == "performer":
+            return self._attend_linearly(qw, kw, vw, visible)
         scale = 1.0 / math.sqrt(self.key_size) if self.attention_scale else 1.0
         if self.normalization == "softmax_plus":
             factor = self._softmax_plus_factor(visible, k_len)
@@ -189,6 +226,27 @@ class MultiHeadAttention(keras.layers.Layer):
             # Rows with no visible key would be a uniform average (fused path) or 0/0.
             has_key = ops.any(visible, axis=-1, keepdims=True)
             output = output * ops.cast(ops.transpose(has_key, (0, 2, 1, 3)), output.dtype)
+        return ops.reshape(output, (-1, q_len, self.heads * self.head_size)), probs
+
+    def _attend_linearly(self, qw, kw, vw, visible):
+        q_len = ops.shape(qw)[1]
+        if self.attention_scale:  # exp(q.k / sqrt(d)): scale both sides by d^(-1/4)
+            qw, kw = qw / self.key_size**0.25, kw / self.key_size**0.25
+        q_features = performer.positive_features(qw, self.random_features, is_query=True)
+        k_features = performer.positive_features(kw, self.random_features, is_query=False)
+        key_mask = None if visible is None else ops.any(visible, axis=(1, 2))
+        output = performer.linear_attention(q_features, k_features, vw, key_mask,
+                                            self.performer_causal)
+        probs = None
+        if self.return_attention_scores:
+            probs = performer.quadratic_attention(q_features, k_features, key_mask,
+                                                  self.performer_causal)
+        if visible is not None:
+            rows = ops.any(visible, axis=-1, keepdims=True)  # [B, 1, Q, 1]
+            output = output * ops.cast(ops.transpose(rows, (0, 2, 1, 3)), output.dtype)
+            if probs is not None:
+                probs = probs * ops.cast(rows, probs.dtype)
+        output = ops.cast(output, vw.dtype)
         return ops.reshape(output, (-1, q_len, self.heads * self.head_size)), probs
 
     def _visible(self, attention_mask, q_mask, v_mask):
@@ -274,6 +332,9 @@ class MultiHeadAttention(keras.layers.Layer):
                 "softmax_plus_floor": self.softmax_plus_floor,
                 "taylor_order": self.taylor_order,
                 "taylor_monotone": self.taylor_monotone,
+                "num_random_features": self.num_random_features,
+                "performer_causal": self.performer_causal,
+                "feature_seed": self.feature_seed,
                 "attention_dropout": self.attention_dropout,
                 "return_attention_scores": self.return_attention_scores,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),

@@ -113,8 +113,8 @@ def build_transformer_model(
         with_mlm: False, True (probabilities) or 'linear' (logits): add the MLM head, whose
             output projection is tied to the token embeddings.
         with_pool: False, True (tanh) or 'linear': add the pooler on the first token.
-        normalization: 'softmax', 'softmax_plus' (entropy-invariant) or 'taylor_softmax' in all
-            layers.
+        normalization: 'softmax', 'softmax_plus' (entropy-invariant), 'taylor_softmax' or
+            'performer' (linear time; 'encoder' and 'lm' only) in all layers.
         layer_norm_cond: a tensor, or an int to create an input of that size, conditioning every
             LayerNorm (Conditional LayerNorm).
         layer_norm_cond_hidden_size: if set, one shared Dense of this size projects the
@@ -164,7 +164,20 @@ def build_transformer_model(
     def dropout(x, rate, name):
         return keras.layers.Dropout(rate, name=name)(x) if rate else x
 
-    attention_mask = AttentionMask(application, name="Attention-Mask")([token_ids, segment_ids])
+    if normalization == "performer":
+        # Linear attention cannot apply a mask matrix: keys are masked through Keras masks and
+        # the causal order is built into the layer; UNILM's mask has no linear form.
+        if application == "unilm":
+            raise ValueError("normalization='performer' supports application 'encoder' or 'lm'; "
+                             "UNILM's attention mask cannot be linearized.")
+        padding = keras.ops.not_equal(token_ids, 0)
+        attention_arguments = {"mask": [padding, None, padding]}
+        performer_options = {"performer_causal": application == "lm"}
+    else:
+        attention_mask = AttentionMask(application, name="Attention-Mask")(
+            [token_ids, segment_ids])
+        attention_arguments = {"attention_mask": attention_mask}
+        performer_options = {}
     token_embedding = Embedding(
         config["vocab_size"], embedding_size, embeddings_initializer=initializer,
         name="Embedding-Token",
@@ -191,8 +204,8 @@ def build_transformer_model(
         y = MultiHeadAttention(
             heads, hidden // heads, out_dim=hidden, normalization=normalization,
             attention_dropout=config["attention_probs_dropout_prob"],
-            kernel_initializer=initializer, name=block,
-        )([x, x, x], attention_mask=attention_mask)
+            kernel_initializer=initializer, name=block, **performer_options,
+        )([x, x, x], **attention_arguments)
         y = dropout(y, config["hidden_dropout_prob"], f"{block}-Dropout")
         x = layer_norm(keras.layers.Add(name=f"{block}-Add")([x, y]), f"{block}-Norm")
 
