@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from data_utils import MODES, check_mode, load_dataset  # noqa: E402
 
-from bert4keras_ext.models import build_transformer_model  # noqa: E402
+from bert4keras_ext.models import build_transformer_model, mlm_head_logits  # noqa: E402
 from bert4keras_ext.models.checkpoints import save_as_bert_checkpoint  # noqa: E402
 from bert4keras_ext.optimizers import (  # noqa: E402
     AdaFactor,
@@ -78,6 +78,9 @@ def argument_parser():
     parser.add_argument("--log-every", type=int, default=100, help="real updates")
     parser.add_argument("--stop-after", type=int,
                         help="end this run (with a checkpoint) at this update; rerun to resume")
+    parser.add_argument("--max-predictions", type=int,
+                        help="roberta: masked positions scored per sequence (default: a quarter "
+                             "of --seq-len); masked tokens beyond it are not scored")
     parser.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -98,6 +101,9 @@ def check_args(args):
     if not 0 <= args.warmup_steps < args.total_steps:
         raise ValueError(f"`--warmup-steps` must be in [0, total steps {args.total_steps}); "
                          f"received {args.warmup_steps}.")
+    if args.max_predictions is not None and not 1 <= args.max_predictions <= args.seq_len:
+        raise ValueError(f"`--max-predictions` must be in [1, seq len {args.seq_len}]; "
+                         f"received {args.max_predictions}.")
     if not 0.0 <= args.ema < 1.0:
         raise ValueError(f"`--ema` must be in [0, 1); received {args.ema}.")
     if not tf.io.gfile.glob(args.data):
@@ -206,6 +212,13 @@ class Pretrainer:
             self.optimizer = build_optimizer(args)
             self.optimizer.build(self.model.trainable_variables)
             self.micro_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="micro_step")
+        # Masked LM scores about 15% of the positions: run the encoder alone and the MLM head
+        # (the vocabulary projection, a third of the FLOPs of BERT-base) only on those.
+        self.max_predictions = None
+        if args.mode == "roberta":
+            self.max_predictions = args.max_predictions or -(-args.seq_len // 4)
+            self.encoder = keras.Model(self.model.inputs,
+                                       self.model.get_layer("MLM-Dense").input)
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
                                               micro_step=self.micro_step,
                                               seeds=seed_states(self.model))
@@ -240,13 +253,26 @@ class Pretrainer:
         options.experimental_distribute.auto_shard_policy = policy
         return self.strategy.experimental_distribute_dataset(dataset.with_options(options))
 
+    def scored_logits(self, inputs, labels, weights, training=True):
+        """(logits, labels, weights) of the positions the loss scores. roberta: the first
+        `max_predictions` masked positions of each row (top_k keeps index order among equal
+        weights); other modes: all positions, weighted."""
+        if not self.max_predictions:
+            return self.model(list(inputs), training=training), labels, weights
+        positions = tf.math.top_k(weights, self.max_predictions).indices
+        hidden = tf.gather(self.encoder(list(inputs), training=training), positions,
+                           batch_dims=1)
+        labels, weights = (tf.gather(t, positions, batch_dims=1) for t in (labels, weights))
+        return mlm_head_logits(self.model, hidden), labels, weights
+
     def _replica_step(self, inputs, labels, weights):
-        context = tf.distribute.get_replica_context()
-        # Divide by the count over all replicas: summing the replicas' gradients then gives the
-        # gradient of the mean over the whole micro-batch, as on one device.
-        count = tf.maximum(context.all_reduce("sum", tf.reduce_sum(weights)), 1.0)
         with tf.GradientTape() as tape:
-            logits = tf.cast(self.model(list(inputs), training=True), tf.float32)
+            logits, labels, weights = self.scored_logits(inputs, labels, weights)
+            # Divide by the count over all replicas: summing the replicas' gradients then
+            # gives the gradient of the mean over the whole micro-batch, as on one device.
+            context = tf.distribute.get_replica_context()
+            count = tf.maximum(context.all_reduce("sum", tf.reduce_sum(weights)), 1.0)
+            logits = tf.cast(logits, tf.float32)
             losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
             loss = tf.reduce_sum(losses * weights) / count
         gradients = tape.gradient(loss, self.model.trainable_variables)

@@ -166,3 +166,29 @@ def test_two_worker_processes_stay_in_sync(corpus, tmp_path):
     losses = [record["loss"] for record in results[0]["records"]]
     assert len(losses) == 12 and np.mean(losses[-3:]) < np.mean(losses[:3])
     assert (tmp_path / "run" / "export" / "bert_model.ckpt.index").exists()
+
+
+def test_masked_lm_scores_only_masked_positions_through_the_head(corpus, tmp_path):
+    def trainer(max_predictions):
+        return prepare(flags(corpus, tmp_path / str(max_predictions), "--global-batch-size", "8",
+                             "--grad-accum-steps", "1", "--max-predictions",
+                             str(max_predictions)))
+
+    full, capped = trainer(SEQ_LEN), trainer(3)
+    capped.model.set_weights(full.model.get_weights())
+    inputs, labels, weights = next(iter(full.dataset()))
+    logits = np.asarray(full.model(list(inputs)), "float64")
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    token_losses = -np.take_along_axis(log_probs, np.asarray(labels)[..., None], -1)[..., 0]
+    weights = np.asarray(weights)
+    for trainer_, cap in ((full, SEQ_LEN), (capped, 3)):
+        scored, scored_labels, scored_weights = trainer_.scored_logits(inputs, labels, weights,
+                                                                        training=False)
+        assert scored.shape == (8, cap, full.model.output.shape[-1])
+        kept = weights * (np.cumsum(weights, axis=1) <= cap)  # first `cap` masked per row
+        expected = (token_losses * kept).sum() / kept.sum()
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            scored_labels, tf.cast(scored, tf.float32)).numpy()
+        got = (losses * scored_weights.numpy()).sum() / scored_weights.numpy().sum()
+        assert got == pytest.approx(expected, rel=1e-5)
+    assert (weights.sum(1) > 3).any()  # the cap of 3 really dropped some masked tokens
