@@ -151,8 +151,10 @@ class Evaluator(keras.callbacks.Callback):
 
 
 def train_and_evaluate(train, valid, epochs, batch_size=32, lr=1e-3, lengths=None,
-                       config=None, checkpoint=None, vocab=None, strategy=None, verbose=2):
-    """Trains on WebQA-style items; returns the per-epoch scores (dicts of accuracy/f1/final)."""
+                       config=None, checkpoint=None, vocab=None, strategy=None, extractive=True,
+                       verbose=2):
+    """Trains on WebQA-style items; returns the per-epoch scores (dicts of accuracy/f1/final).
+    `extractive=False` decodes freely instead of within n-grams of the passages."""
     lengths = lengths or Lengths()
     texts = [t for i in train + valid for t in [i["question"], *i["passages"], *i["answers"]]]
     tokenizer = task_common.make_tokenizer(vocab, (rc.normalize_passage(t) for t in texts))
@@ -163,7 +165,7 @@ def train_and_evaluate(train, valid, epochs, batch_size=32, lr=1e-3, lengths=Non
                                         with_mlm="linear")
         model.compile(optimizer=keras.optimizers.Adam(lr),
                       loss=Seq2SeqCrossEntropy(from_logits=True))
-    evaluator = Evaluator(MultiPassageReader(model, tokenizer, lengths), valid)
+    evaluator = Evaluator(MultiPassageReader(model, tokenizer, lengths, extractive), valid)
     model.fit(Batches(train, tokenizer, lengths, batch_size), epochs=epochs,
               callbacks=[evaluator], verbose=verbose)
     return evaluator.history
@@ -172,6 +174,8 @@ def train_and_evaluate(train, valid, epochs, batch_size=32, lr=1e-3, lengths=Non
 def main():
     parser = task_common.argument_parser(__doc__.splitlines()[0], "WebQA or SogouQA JSON")
     parser.add_argument("--format", choices=["webqa", "sogouqa"], default="webqa")
+    parser.add_argument("--decoding", choices=["extractive", "generative"], default="extractive",
+                        help="answers restricted to n-grams of the passages, or free")
     parser.add_argument("--train-size", type=int, default=3000, help="generated questions")
     parser.add_argument("--valid-size", type=int, default=100, help="generated questions")
     # SPEC C9: BERT-base, Adam 1e-5, batch 32, 8 epochs.
@@ -190,7 +194,8 @@ def main():
         lengths = Lengths()
     train_and_evaluate(train, valid, args.epochs, args.batch_size, args.lr, lengths,
                        config=args.config, checkpoint=args.checkpoint, vocab=args.vocab,
-                       strategy=task_common.make_strategy(args.strategy))
+                       strategy=task_common.make_strategy(args.strategy),
+                       extractive=args.decoding == "extractive")
 
 
 if __name__ == "__main__":

@@ -110,7 +110,8 @@ def test_answerless_passages_are_dropped_and_spans_are_enforced():
 def test_smoke_run_reports_scores(tmp_path):
     (tmp_path / "data.json").write_text(json.dumps(generate(48, seed=2), ensure_ascii=False))
     items = rc.load_webqa(tmp_path / "data.json")
-    history = train_and_evaluate(items[:40], items[40:], epochs=1, batch_size=16, verbose=0)
+    history = train_and_evaluate(items[:40], items[40:], epochs=1, batch_size=16,
+                                 extractive=False, verbose=0)
     assert all(0.0 <= value <= 1.0 for value in history[-1].values())
 
 
