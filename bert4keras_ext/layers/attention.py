@@ -204,8 +204,6 @@ class MultiHeadAttention(keras.layers.Layer):
         unless computed explicitly).
         """
         q_len, k_len = ops.shape(qw)[1], ops.shape(kw)[1]
-        if self.normalization == "performer":
-            return self._attend_linearly(qw, kw, vw, visible)
         scale = 1.0 / math.sqrt(self.key_size) if self.attention_scale else 1.0
         if self.normalization == "softmax_plus":
             factor = self._softmax_plus_factor(visible, k_len)
@@ -214,7 +212,9 @@ class MultiHeadAttention(keras.layers.Layer):
 
         dropping = bool(self.attention_dropout) and bool(training)
         explicit = self.normalization == "taylor_softmax"
-        if self.return_attention_scores or dropping or explicit:
+        if self.normalization == "performer":
+            output, probs = self._attend_linearly(qw, kw, vw, visible)
+        elif self.return_attention_scores or dropping or explicit:
             output, probs = self._attend_explicitly(qw, kw, vw, visible, scale, factor, training)
         else:
             if factor is not None:
@@ -229,7 +229,6 @@ class MultiHeadAttention(keras.layers.Layer):
         return ops.reshape(output, (-1, q_len, self.heads * self.head_size)), probs
 
     def _attend_linearly(self, qw, kw, vw, visible):
-        q_len = ops.shape(qw)[1]
         if self.attention_scale:  # exp(q.k / sqrt(d)): scale both sides by d^(-1/4)
             qw, kw = qw / self.key_size**0.25, kw / self.key_size**0.25
         q_features = performer.positive_features(qw, self.random_features, is_query=True)
@@ -241,13 +240,9 @@ class MultiHeadAttention(keras.layers.Layer):
         if self.return_attention_scores:
             probs = performer.quadratic_attention(q_features, k_features, key_mask,
                                                   self.performer_causal)
-        if visible is not None:
-            rows = ops.any(visible, axis=-1, keepdims=True)  # [B, 1, Q, 1]
-            output = output * ops.cast(ops.transpose(rows, (0, 2, 1, 3)), output.dtype)
-            if probs is not None:
-                probs = probs * ops.cast(rows, probs.dtype)
-        output = ops.cast(output, vw.dtype)
-        return ops.reshape(output, (-1, q_len, self.heads * self.head_size)), probs
+            if visible is not None:
+                probs = probs * ops.cast(ops.any(visible, axis=-1, keepdims=True), probs.dtype)
+        return ops.cast(output, vw.dtype), probs
 
     def _visible(self, attention_mask, q_mask, v_mask):
         """Combines all masks into a boolean of rank 4, or None when nothing is masked."""
