@@ -1,7 +1,9 @@
-"""Timing helpers shared by the benchmarks: medians of repeated runs and the matmul peak."""
+"""Timing helpers shared by the benchmarks: medians of repeated runs, per-step times of `fit`
+and the matmul peak."""
 import statistics
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -30,6 +32,22 @@ def interleaved_medians(functions, repeats, warmup=2):
             function()
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Per-step wall times of `fit`, end to end (data included): `intervals` has one fewer
+    entry than the steps run, the first step only starting the clock."""
+
+    def __init__(self):
+        super().__init__()
+        self.marks = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.marks.append(time.perf_counter())
+
+    @property
+    def intervals(self):
+        return list(np.diff(self.marks))
 
 
 def matmul_peak_flops(size=2048, repeats=7):

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "pretraining"))
 from data_utils import load_dataset, serialize  # noqa: E402
 
 from bert4keras_ext.models import build_transformer_model  # noqa: E402
-from common import matmul_peak_flops  # noqa: E402
+from common import StepTimer, matmul_peak_flops  # noqa: E402
 from pretraining import argument_parser, prepare  # noqa: E402
 
 LAYERS, HIDDEN, HEADS, INTERMEDIATE, VOCAB = 4, 768, 12, 3072, 21128
@@ -85,18 +85,6 @@ def ours(folder, data):
     return times, trainer.optimizer
 
 
-class StepTimer(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.marks = []
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self.marks.append(time.perf_counter())
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.marks[-1] = time.perf_counter() - self.marks[-1]
-
-
 def keras_fit(data):
     model = build_transformer_model(dict(CONFIG), application="encoder", with_mlm="linear",
                                     sequence_length=LENGTH)
@@ -107,8 +95,8 @@ def keras_fit(data):
 
     def times(steps):
         timer = StepTimer()
-        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[timer])
-        return timer.marks
+        model.fit(dataset, steps_per_epoch=steps + 1, epochs=1, verbose=0, callbacks=[timer])
+        return timer.intervals
 
     return times, model.optimizer
 

@@ -13,7 +13,6 @@ shown as a fraction of this machine's float32 matmul peak, measured in the same 
 import argparse
 import os
 import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -22,7 +21,7 @@ import numpy as np  # noqa: E402
 
 from bert4keras_ext.losses import Seq2SeqCrossEntropy, seq2seq_targets  # noqa: E402
 from bert4keras_ext.models import build_transformer_model  # noqa: E402
-from common import matmul_peak_flops  # noqa: E402
+from common import StepTimer, matmul_peak_flops  # noqa: E402
 
 LAYERS, HIDDEN, HEADS, INTERMEDIATE, VOCAB = 4, 256, 4, 1024, 8000
 BATCH, SOURCE, TARGET = 16, 192, 64
@@ -77,21 +76,12 @@ def keras_hub_baseline(steps):
     return model, inputs, labels, weights
 
 
-class StepTimer(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.marks = []
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.marks.append(time.perf_counter())
-
-
 def step_times(setup, steps):
     model, x, y, weights = setup
     timer = StepTimer()
     model.fit(x, y, sample_weight=weights, batch_size=BATCH, epochs=1, verbose=0,
               shuffle=False, callbacks=[timer])
-    return list(np.diff(timer.marks))
+    return timer.intervals
 
 
 def main():
