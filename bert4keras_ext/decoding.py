@@ -1,4 +1,4 @@
-"""Autoregressive decoding: beam search and sampling (SPEC C8, C9).
+"""Autoregressive decoding: beam search and sampling.
 
 `AutoRegressiveDecoder` is bert4keras's API for users who write `predict(inputs, output_ids,
 states)` themselves (with the `wraps` decorator); it runs batches of inputs. `CachedGenerator`
@@ -10,11 +10,14 @@ Beam search keeps `topk` live hypotheses per input; a hypothesis that reaches `m
 tokens is finished and set aside. Scores are summed log-probabilities, divided by
 `length ** length_penalty` when comparing finished hypotheses. An input stops when no live
 hypothesis can beat its best finished one (exact when `length_penalty == 0`, as scores only
-fall), or after `maxlen` new tokens; the result is the best finished hypothesis, or the best
-live one if none finished. The end token is not allowed before `minlen` new tokens.
+fall), or after `maxlen` new tokens; the result is the best-scoring hypothesis among the
+finished ones and those still live at `maxlen` (as in bert4keras and transformers), so a beam as
+wide as all prefixes finds the exhaustive optimum. The end token is not allowed before `minlen`
+new tokens.
 """
 import functools
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -161,19 +164,19 @@ class AutoRegressiveDecoder:
                     )
                 ):
                     keep &= owner != sample
+            output_ids, scores, owner = output_ids[keep], scores[keep], owner[keep]
             if not keep.any():
                 break
             kept = rows[keep]
             inputs = [x[kept] for x in inputs]
             states = self.reorder_states(states, kept)
-            output_ids, scores, owner = output_ids[keep], scores[keep], owner[keep]
 
         results = []
         for sample in range(count):
-            options = list(finished[sample])
-            if not options:  # nothing finished: the best live hypothesis
-                options = [(normalized(scores[r], output_ids[r]), output_ids[r])
-                           for r in np.flatnonzero(owner == sample)]
+            # Hypotheses still live at `maxlen` compete with the finished ones by score.
+            options = list(finished[sample]) + [
+                (normalized(scores[r], output_ids[r]), output_ids[r])
+                for r in np.flatnonzero(owner == sample)]
             best = max(range(len(options)), key=lambda i: options[i][0])
             results.append(options[best][1][start:])
         return results
@@ -265,11 +268,18 @@ class CachedGenerator(AutoRegressiveDecoder):
     """Fast decoding for `build_transformer_model(application='lm' | 'unilm', with_mlm=...)`.
 
     Inputs are `[token_ids, segment_ids]` of the prompts (`[CLS] source [SEP]` for UNILM; any
-    prefix for an LM), right-padded with 0 in a batch. The prompt is encoded once (for UNILM
-    bidirectionally) into a key/value cache per layer; each step embeds only the new token at
-    its true position (segment 1 for UNILM, 0 for an LM) and attends to the cache. Results are
-    exactly those of re-running the whole model on `prompt + output` at every step. The padding
-    id 0 is never generated. Models with Conditional LayerNorm are not supported here.
+    prefix for an LM), right-padded with 0 in a batch, followed by the model's other inputs (the
+    condition of a Conditional LayerNorm model, one row per prompt). The prompt is encoded once
+    (for UNILM bidirectionally) into a key/value cache per attention call; each step runs only
+    the new token at its true position (segment 1 for UNILM, 0 for an LM) against the cache.
+
+    The generator runs the model's own graph (`keras.Model` nodes in order): attention layers
+    receive `cache=` and `cache_index=`, position layers the new tokens' positions, the
+    `AttentionMask` is replaced by the cache's validity and the final activation is skipped to
+    get logits. Nothing of the model is re-expressed, so any model of this package's layers
+    decodes, and results are exactly those of re-running the whole model on `prompt + output`
+    at every step. The padding id 0 is never generated. Steps are compiled (XLA through
+    `tf.function` on TensorFlow, `jax.jit` on JAX) once per (rows, cache length) shape.
 
     Example:
     ```python
@@ -279,43 +289,32 @@ class CachedGenerator(AutoRegressiveDecoder):
     """
 
     def __init__(self, model, end_id, maxlen, minlen=1, start_id=None):
+        from bert4keras_ext.layers import AttentionMask, MultiHeadAttention, PerformerAttention
+
         super().__init__(start_id, end_id, maxlen, minlen)
-        self.application = model.get_layer("Attention-Mask").application
+        mask_layers = [layer for layer in model.layers if isinstance(layer, AttentionMask)]
+        self.application = mask_layers[0].application if len(mask_layers) == 1 else None
         if self.application not in ("lm", "unilm"):
             raise ValueError("CachedGenerator needs a model built with application='lm' or "
-                             f"'unilm'; this one is {self.application!r}.")
-        try:
-            self.bias = model.get_layer("MLM-Bias")
-        except ValueError as error:
-            raise ValueError("CachedGenerator needs a model built with `with_mlm`.") from error
-        if model.get_layer("Embedding-Norm").conditional:
-            raise ValueError("CachedGenerator does not support Conditional LayerNorm models; "
-                             "use AutoRegressiveDecoder with your own `predict`.")
-        names = {layer.name for layer in model.layers}
-        self.token = model.get_layer("Embedding-Token")
-        self.segment = model.get_layer("Embedding-Segment") if (
-            "Embedding-Segment" in names) else None
-        self.position = model.get_layer("Embedding-Position")
-        self.embedding_norm = model.get_layer("Embedding-Norm")
-        self.mapping = model.get_layer("Embedding-Mapping") if (
-            "Embedding-Mapping" in names) else None
-        self.blocks = []
-        index = 0
-        while f"Transformer-{index}-MultiHeadSelfAttention" in names:
-            prefix = f"Transformer-{index}-"
-            self.blocks.append(tuple(model.get_layer(prefix + suffix) for suffix in (
-                "MultiHeadSelfAttention", "MultiHeadSelfAttention-Norm",
-                "FeedForward", "FeedForward-Norm",
-            )))
-            index += 1
-        self.mlm_dense = model.get_layer("MLM-Dense")
-        self.mlm_norm = model.get_layer("MLM-Norm")
+                             f"'unilm'; this one's attention mask is {self.application!r}.")
+        if any(isinstance(layer, PerformerAttention) for layer in model.layers):
+            raise ValueError("CachedGenerator needs softmax attention; PerformerAttention has "
+                             "no key/value cache.")
+        if not any(isinstance(layer, MultiHeadAttention) for layer in model.layers):
+            raise ValueError("CachedGenerator found no MultiHeadAttention layer in the model.")
+        if len(model.outputs) != 1:
+            raise ValueError("CachedGenerator needs a model with one output, the token "
+                             f"distribution (with_mlm); this one has {len(model.outputs)}.")
+        self.output_activation = model.outputs[0]._keras_history.operation
+        if getattr(self.output_activation, "activation", None) not in (
+                keras.activations.softmax, keras.activations.linear):
+            raise ValueError("CachedGenerator needs a model whose output is the token "
+                             "distribution, ending in a softmax or linear Activation "
+                             "(build it with `with_mlm`).")
+        self.model = model
         self.new_segment = 1 if self.application == "unilm" else 0
-        import tensorflow as tf  # compiled steps; one graph per input shape
-
-        self._prefill = tf.function(self._prefill_graph, jit_compile=True)
-        self._step = tf.function(self._step_graph, jit_compile=True)
-        self._concrete_steps = {}
+        self._prefill = _compile(self._prefill_graph, model)
+        self._step = _compile(self._step_graph, model)
         self._rows = 0
 
     def next_logits(self, inputs, output_ids, states):
@@ -329,103 +328,124 @@ class CachedGenerator(AutoRegressiveDecoder):
         # the compiled step is not rebuilt as hypotheses finish; padded rows are dropped.
         count = len(output_ids)
         if states is None:
-            token_ids, segment_ids = (np.asarray(x, "int32") for x in inputs)
-            logits, *states = self._prefill(token_ids, segment_ids)
+            token_ids, segment_ids = (np.asarray(x, "int32") for x in inputs[:2])
+            extras = [np.asarray(x) for x in inputs[2:]]
+            logits, *states = self._prefill(token_ids, segment_ids, *extras)
             self._rows = 0
         else:
-            pending, *cache = states
+            pending, *state = states
             self._rows = max(self._rows, count)
             tokens = _pad_rows(np.asarray(output_ids[:, -1], "int32"), self._rows)
-            logits, *states = self._compiled_step(tokens, _pad_rows(pending, self._rows), *cache)
+            logits, *states = self._step(tokens, _pad_rows(pending, self._rows), *state)
         logits = np.array(logits[:count], dtype="float64")
         logits[:, 0] = -np.inf  # never the padding id
         return logits, [np.arange(count, dtype="int32"), *states]
 
     predict = AutoRegressiveDecoder.wraps(default_rtype="logits", use_states=True)(next_logits)
 
-    def _compiled_step(self, tokens, rows, *cache):
-        """The step graph for these shapes, called without tf.function's dispatch cost."""
-        import tensorflow as tf
-
-        arguments = [tf.convert_to_tensor(tokens), tf.convert_to_tensor(rows), *cache]
-        key = tuple(tuple(argument.shape) for argument in arguments)
-        if key not in self._concrete_steps:
-            self._concrete_steps[key] = self._step.get_concrete_function(*arguments)
-        return self._concrete_steps[key](*arguments)
-
     def reorder_states(self, states, rows):
         # The cache is gathered inside the next compiled step; here only the rows compose.
-        pending, *cache = states
-        return [pending[np.asarray(rows)], *cache]
+        pending, *state = states
+        return [pending[np.asarray(rows)], *state]
 
-    # The Transformer, piece by piece.
-    def _embed(self, token_ids, segment_ids, positions):
-        x = self.token(token_ids)
-        if self.segment is not None:
-            x = x + self.segment(segment_ids)
-        x = x + ops.cast(ops.take(self.position.embeddings, positions, axis=0), x.dtype)
-        x = self.embedding_norm(x)
-        return self.mapping(x) if self.mapping is not None else x
+    def _run_model(self, inputs, visible, positions, caches, cache_index):
+        """The model's graph on `inputs` with attention over `caches` (None: new, empty ones
+        of the prompt length plus `maxlen`). Returns logits [rows, length, vocab] and the
+        updated caches, in the order of the attention calls."""
+        from bert4keras_ext.layers import AttentionMask, MultiHeadAttention
+        from bert4keras_ext.layers.embeddings import PositionEmbeddingBase
 
-    def _block(self, block, x, keys, values, visible):
-        """One layer on new positions `x`, attending to `keys` / `values` (the cache)."""
-        attention, attention_norm, feed_forward, feed_forward_norm = block
-        heads, key_size = attention.heads, attention.key_size
-        length = ops.shape(x)[1]
-        qw = ops.reshape(attention.q_dense(x), (-1, length, heads, key_size))
-        output, _ = attention.attend(qw, keys, values, visible)
-        x = attention_norm(x + attention.o_dense(output))
-        return feed_forward_norm(x + feed_forward(x))
+        rows, length = ops.shape(inputs[0])
+        new_caches = []
 
-    def _project_kv(self, block, x):
-        attention = block[0]
-        length = ops.shape(x)[1]
-        keys = ops.reshape(attention.k_dense(x), (-1, length, attention.heads, attention.key_size))
-        values = ops.reshape(attention.v_dense(x),
-                             (-1, length, attention.heads, attention.head_size))
-        return keys, values
+        def call(operation, *args, **kwargs):
+            if isinstance(operation, AttentionMask):
+                return visible
+            if operation is self.output_activation:
+                return args[0]
+            if isinstance(operation, PositionEmbeddingBase):
+                return operation(*args, position_ids=positions, **kwargs)
+            if isinstance(operation, MultiHeadAttention):
+                if caches is None:
+                    shape = (rows, length + self.maxlen, operation.heads)
+                    cache = (ops.zeros((*shape, operation.key_size), operation.compute_dtype),
+                             ops.zeros((*shape, operation.head_size), operation.compute_dtype))
+                else:
+                    cache = caches[len(new_caches)]
+                output, cache = operation(*args, cache=cache, cache_index=cache_index,
+                                          positions=positions, **kwargs)
+                new_caches.append(cache)
+                return output
+            return operation(*args, **kwargs)
 
-    def _logits(self, x):
-        x = self.mlm_norm(self.mlm_dense(x))
-        return self.bias(self.token(x, mode="dense"))
+        # Functional models expose no public way to run their nodes with other arguments.
+        logits = self.model._run_through_graph(list(inputs), call_fn=call)
+        if isinstance(logits, (list, tuple)):
+            (logits,) = logits
+        return ops.cast(logits, "float32"), new_caches
 
-    def _prefill_graph(self, token_ids, segment_ids):
-        length = ops.shape(token_ids)[1]
+    def _prefill_graph(self, token_ids, segment_ids, *extras):
         valid = ops.not_equal(token_ids, 0)
         visible = masks.attention_mask(self.application, token_ids, segment_ids)
-        x = self._embed(token_ids, segment_ids, ops.arange(length)[None])
-        caches = []
-        # Per layer: keys and values [rows, prompt + maxlen, heads, size], room for new tokens.
-        room = [(0, 0), (0, self.maxlen), (0, 0), (0, 0)]
-        for block in self.blocks:
-            keys, values = self._project_kv(block, x)
-            x = self._block(block, x, keys, values, visible)
-            caches += [ops.pad(keys, room), ops.pad(values, room)]
+        room = [(0, 0), (0, 0), (0, 0), (0, self.maxlen)]
+        logits, caches = self._run_model([token_ids, segment_ids, *extras],
+                                         ops.pad(visible, room), None, None, 0)
         lengths = ops.sum(ops.cast(valid, "int32"), axis=1)
-        last = ops.take_along_axis(x, (lengths - 1)[:, None, None], axis=1)
+        last = ops.take_along_axis(logits, (lengths - 1)[:, None, None], axis=1)[:, 0]
         cache_valid = ops.pad(valid, [(0, 0), (0, self.maxlen)])
-        return (self._logits(last)[:, 0], cache_valid, lengths, ops.convert_to_tensor(length),
-                *caches)
+        index = ops.convert_to_tensor(ops.shape(token_ids)[1], "int32")
+        return (last, cache_valid, lengths, index, *extras,
+                *(tensor for cache in caches for tensor in cache))
 
-    def _step_graph(self, tokens, rows, cache_valid, lengths, index, *caches):
+    def _step_graph(self, tokens, rows, cache_valid, lengths, index, *state):
         # Reorder the hypotheses first (beam search picks new parents every step).
+        extras = len(self.model.inputs) - 2
+        state = [ops.take(tensor, rows, axis=0) for tensor in state]
         cache_valid, lengths = ops.take(cache_valid, rows, axis=0), ops.take(lengths, rows, axis=0)
-        caches = [ops.take(cache, rows, axis=0) for cache in caches]
         cache_valid = ops.logical_or(
             cache_valid, ops.one_hot(index, ops.shape(cache_valid)[1], dtype="bool")[None]
         )
-        visible = cache_valid[:, None, None, :]
         segments = ops.full_like(tokens, self.new_segment)
-        x = self._embed(tokens[:, None], segments[:, None], lengths[:, None])
-        start = ops.stack([0, index, 0, 0])
-        new_caches = []
-        for layer, block in enumerate(self.blocks):
-            key, value = self._project_kv(block, x)
-            keys = ops.slice_update(caches[2 * layer], start, key)
-            values = ops.slice_update(caches[2 * layer + 1], start, value)
-            x = self._block(block, x, keys, values, visible)
-            new_caches += [keys, values]
-        return (self._logits(x)[:, 0], cache_valid, lengths + 1, index + 1, *new_caches)
+        caches = list(zip(state[extras::2], state[extras + 1::2]))
+        logits, caches = self._run_model(
+            [tokens[:, None], segments[:, None], *state[:extras]],
+            cache_valid[:, None, None, :], lengths[:, None], caches, index,
+        )
+        return (logits[:, 0], cache_valid, lengths + 1, index + 1, *state[:extras],
+                *(tensor for cache in caches for tensor in cache))
+
+
+def _compile(function, model):
+    """`function` compiled with XLA for the backend: `tf.function(jit_compile=True)` on
+    TensorFlow, `jax.jit` over the model's variable values on JAX, eager elsewhere."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        compiled = tf.function(function, jit_compile=True, autograph=False)
+        concrete = {}
+
+        def call_tensorflow(*arguments):
+            # Concrete functions skip tf.function's per-call argument matching.
+            arguments = [tf.convert_to_tensor(argument) for argument in arguments]
+            key = tuple((tuple(argument.shape), argument.dtype) for argument in arguments)
+            if key not in concrete:
+                concrete[key] = compiled.get_concrete_function(*arguments)
+            return concrete[key](*arguments)
+
+        return call_tensorflow
+    if backend == "jax":
+        import jax
+
+        variables = model.variables
+
+        def stateless(values, *arguments):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                return function(*arguments)
+
+        compiled = jax.jit(stateless)
+        return lambda *arguments: compiled([v.value for v in variables], *arguments)
+    return function
 
 
 def _pad_rows(array, rows):

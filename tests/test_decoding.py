@@ -15,15 +15,18 @@ from bert4keras_ext.decoding import (
 )
 from bert4keras_ext.models import build_transformer_model
 
+pytestmark = pytest.mark.backend_neutral
+
 END = 2
 
 
-def tiny_model(application, vocab_size=30, seed=0):
+def tiny_model(application, vocab_size=30, seed=0, model="bert", condition_size=None):
     keras.utils.set_random_seed(seed)
     config = dict(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2,
                   num_attention_heads=4, intermediate_size=64, hidden_dropout_prob=0.0,
                   attention_probs_dropout_prob=0.0, initializer_range=0.5)
-    return build_transformer_model(config, application=application, with_mlm="linear")
+    return build_transformer_model(config, model=model, application=application,
+                                   with_mlm="linear", layer_norm_cond=condition_size)
 
 
 class Uncached(AutoRegressiveDecoder):
@@ -35,11 +38,10 @@ class Uncached(AutoRegressiveDecoder):
 
     @AutoRegressiveDecoder.wraps(default_rtype="logits")
     def predict(self, inputs, output_ids, states):
-        token_ids, segment_ids = inputs
+        token_ids, segment_ids, *extras = inputs
         token_ids = np.concatenate([token_ids, output_ids], axis=1)
         segment_ids = np.concatenate([segment_ids, np.full_like(output_ids, self.segment)], 1)
-        logits = np.array(self.model.predict_on_batch([token_ids, segment_ids])[:, -1],
-                          dtype="float64")
+        logits = np.array(self.model([token_ids, segment_ids, *extras])[:, -1], dtype="float64")
         logits[:, 0] = -np.inf
         return logits
 
@@ -48,18 +50,26 @@ PROMPTS = [np.array([1, 5, 6, 7, 2]), np.array([1, 8, 2]), np.array([1, 9, 9, 4,
 
 
 @pytest.mark.parametrize("application", ["unilm", "lm"])
-def test_cached_equals_uncached_greedy_and_beam_in_batches(application):
-    model = tiny_model(application)
+@pytest.mark.parametrize("family,condition_size", [("bert", None), ("roformer", None),
+                                                   ("bert", 6)])
+def test_cached_equals_uncached_greedy_and_beam_in_batches(application, family, condition_size):
+    """The generator runs the model's own graph with caches: learned or rotary positions, and
+    Conditional LayerNorm (the condition rows follow their hypotheses)."""
+    model = tiny_model(application, model=family, condition_size=condition_size)
     cached = CachedGenerator(model, end_id=END, maxlen=8)
     uncached = Uncached(model, 1 if application == "unilm" else 0, end_id=END, maxlen=8)
     width = max(len(p) for p in PROMPTS)
     token_ids = np.array([np.pad(p, (0, width - len(p))) for p in PROMPTS])
     segment_ids = np.zeros_like(token_ids)
+    extras = [] if condition_size is None else [
+        np.random.default_rng(1).normal(size=(len(PROMPTS), condition_size)).astype("float32")]
     for topk in (1, 3):
-        batch = cached.batch_beam_search([token_ids, segment_ids], topk)
-        for prompt, output in zip(PROMPTS, batch):
-            expected = uncached.beam_search([prompt, np.zeros_like(prompt)], topk)
+        batch = cached.batch_beam_search([token_ids, segment_ids, *extras], topk)
+        for index, (prompt, output) in enumerate(zip(PROMPTS, batch)):
+            own = [extra[index] for extra in extras]
+            expected = uncached.beam_search([prompt, np.zeros_like(prompt), *own], topk)
             np.testing.assert_array_equal(output, expected)
+            assert len(output) > 0
 
 
 def test_constraint_hook_restricts_the_cached_generator():

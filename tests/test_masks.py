@@ -1,9 +1,10 @@
 """LM and UNILM masks from segment ids (SPEC C8 (e))."""
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from bert4keras_ext.masks import attention_mask, lm_mask, padding_mask, unilm_mask
+
+pytestmark = pytest.mark.backend_neutral
 
 
 def test_unilm_mask_explicit_example():
@@ -35,10 +36,14 @@ def test_padding_is_blocked_in_combined_masks():
     assert np.asarray(attention_mask("encoder", tokens)).shape == (1, 1, 1, 7)
 
 
+@pytest.mark.tensorflow_only
 def test_masks_compile_with_xla_and_keep_static_shapes():
-    @tf.function(jit_compile=True)
-    def both(tokens, segments):
+    import tensorflow as tf
+
+    def masks(tokens, segments):
         return attention_mask("unilm", tokens, segments), lm_mask(segments)
+
+    both = tf.function(masks, jit_compile=True)
 
     tokens = tf.constant([[2, 5, 3, 7, 0]])
     segments = tf.constant([[0, 0, 1, 1, 0]])

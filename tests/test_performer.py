@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from bert4keras_ext import performer
-from bert4keras_ext.layers import MultiHeadAttention
+from bert4keras_ext.layers import PerformerAttention
 from bert4keras_ext.models import build_transformer_model
 from conftest import assert_keras_round_trip
+
+pytestmark = pytest.mark.backend_neutral
 
 
 def features(x, projection):
@@ -81,9 +83,8 @@ def test_error_against_softmax_attention_falls_as_features_grow():
     assert errors[-1] < 0.25 * errors[0]
 
 
-def test_attention_layer_option(tmp_path):
-    layer = MultiHeadAttention(2, 4, normalization="performer", num_random_features=64,
-                               performer_causal=True, feature_seed=0,
+def test_performer_attention_layer(tmp_path):
+    layer = PerformerAttention(2, 4, num_random_features=64, causal=True, feature_seed=0,
                                return_attention_scores=True)
     x = np.random.default_rng(7).normal(size=(2, 6, 8)).astype("float32")
     output, probs = layer([x, x, x])
@@ -100,7 +101,7 @@ def test_attention_layer_option(tmp_path):
 
     inputs = keras.Input((None, 8))
     masked = keras.layers.Masking()(inputs)
-    attention = MultiHeadAttention(2, 4, normalization="performer", num_random_features=16)
+    attention = PerformerAttention(2, 4, num_random_features=16)
     model = keras.Model(inputs, attention([masked, masked, masked]))
     assert_keras_round_trip(model, x, tmp_path)
 

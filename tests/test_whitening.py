@@ -9,6 +9,8 @@ from bert4keras_ext.whitening import (
     transform_and_normalize,
 )
 
+pytestmark = pytest.mark.backend_neutral
+
 
 def anisotropic(count=2000, dim=16, seed=0):
     rng = np.random.default_rng(seed)

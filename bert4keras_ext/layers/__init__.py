@@ -9,6 +9,7 @@ from bert4keras_ext.layers.embeddings import (
 )
 from bert4keras_ext.layers.feedforward import FeedForward
 from bert4keras_ext.layers.normalization import LayerNormalization
+from bert4keras_ext.layers.performer_attention import PerformerAttention
 
 __all__ = [
     "AttentionMask",
@@ -17,6 +18,7 @@ __all__ = [
     "FeedForward",
     "LayerNormalization",
     "MultiHeadAttention",
+    "PerformerAttention",
     "PositionEmbedding",
     "SinusoidalPositionEmbedding",
 ]

@@ -1,44 +1,73 @@
-"""Multi-head attention with standard, entropy-invariant ("softmax_plus"), Taylor-softmax or
-Performer (linear-time) normalization."""
+"""Multi-head attention that owns its key/value cache and its position scheme.
+
+Normalizers (how logits become probabilities), one table entry each:
+- `'softmax'`: the standard scaled dot-product attention of "Attention Is All You Need"
+  (Vaswani et al., 2017, https://arxiv.org/abs/1706.03762).
+- `'softmax_plus'`: entropy-invariant attention from the post "从熵不变性看Attention的Scale操作"
+  (https://kexue.fm/archives/8823): the logits of a query row are multiplied by
+  `log(max(n, softmax_plus_floor)) / log(softmax_plus_base)`, `n` the number of keys the row may
+  see, which is the row's standard probabilities raised to that power and renormalized. The
+  attention keeps its sharpness on sequences longer than the training length.
+- `'taylor_softmax'`: `exp` replaced by its even-order Taylor polynomial ("Exploring
+  Alternatives to Softmax Function", Banerjee et al., 2020, https://arxiv.org/abs/2011.11538;
+  see `bert4keras_ext.taylor_softmax`).
+Performer's linear-time attention is the subclass `PerformerAttention`.
+
+Position schemes (`bert4keras_ext.layers.position_schemes`): absolute positions live in the
+embeddings; `position_scheme='rotary'` rotates queries and keys inside the layer (RoFormer).
+
+Cache: `layer([x, x, x], cache=(keys, values), cache_index=i, attention_mask=visible)` writes the
+new keys and values at rows `i, i+1, ...` of the cache, attends over the whole cache and returns
+`(output, (keys, values))`. Decoding (`bert4keras_ext.decoding.CachedGenerator`) runs a model's
+own layers this way, so the model graph is the single source of truth for cached decoding.
+"""
 import math
 
 import keras
 from keras import ops
 
-from bert4keras_ext import performer
 from bert4keras_ext.backend import check_positive_int
+from bert4keras_ext.layers.position_schemes import apply_position_scheme, check_position_scheme
 from bert4keras_ext.taylor_softmax import check_order, taylor_softmax
 
-NORMALIZATIONS = ("softmax", "softmax_plus", "taylor_softmax", "performer")
+
+def softmax_probabilities(layer, logits, visible):
+    if visible is not None:
+        logits = ops.where(visible, logits, -1e9)
+    return ops.softmax(logits, axis=-1)
+
+
+def taylor_probabilities(layer, logits, visible):
+    return taylor_softmax(logits, layer.taylor_order, mask=visible, monotone=layer.taylor_monotone)
+
+
+# name -> (probabilities from float32 logits, whether keras.ops.dot_product_attention computes it)
+NORMALIZERS = {
+    "softmax": (softmax_probabilities, True),
+    "softmax_plus": (softmax_probabilities, True),
+    "taylor_softmax": (taylor_probabilities, False),
+}
 
 
 @keras.saving.register_keras_serializable(package="bert4keras_ext")
 class MultiHeadAttention(keras.layers.Layer):
     """Multi-head attention called as `layer([q, k, v], attention_mask=None)`.
 
-    `normalization='softmax_plus'` is the entropy-invariant attention of SPEC C1: the logits of a
-    query row are multiplied by `log(max(n, softmax_plus_floor)) / log(softmax_plus_base)`, where
-    `n` is the number of keys that row may see (key padding and `attention_mask` combined). That
-    equals raising the row's standard probabilities to that power and renormalizing, so the
-    attention keeps its sharpness when sequences grow beyond the length it was trained on.
-    `normalization='taylor_softmax'` replaces `exp` by its order-`taylor_order` Taylor
-    polynomial (SPEC S3; `taylor_monotone` clamps it below its minimum); it always runs the
-    explicit path. `normalization='performer'` approximates softmax attention in linear time with
-    `num_random_features` positive orthogonal random features (SPEC S2; a non-trainable weight,
-    `redraw_features()` draws new ones); it supports key padding (the Keras mask of `v`) and,
-    with `performer_causal=True`, causal attention, but no `attention_mask` (UNILM masks cannot
-    be linearized) and no attention dropout; its `return_attention_scores` probabilities are
-    the explicit O(n^2) form of the same features.
-
     Masks: `attention_mask` is boolean and broadcasts to `[batch, heads, q_len, k_len]` (True =
     may attend). Keras masks on the inputs are honoured: the mask of `v` blocks padded keys and
     the mask of `q` zeroes padded query rows. A row that can see no key returns zeros.
 
-    Without `return_attention_scores` (and without attention dropout while training) the layer
-    runs `keras.ops.dot_product_attention`, which uses fused kernels on JAX and torch GPUs; the
-    entropy-invariant factor is then applied by scaling the query rows. With
-    `return_attention_scores=True` it returns `[output, probabilities]`, the probabilities in
-    float32 with shape `[batch, heads, q_len, k_len]`.
+    Without `return_attention_scores` (and without attention dropout while training) a fusable
+    normalizer runs `keras.ops.dot_product_attention`, which uses fused kernels on JAX and torch
+    GPUs; the entropy-invariant factor is then applied by scaling the query rows. With
+    `return_attention_scores=True` the layer returns `[output, probabilities]`, the
+    probabilities in float32 with shape `[batch, heads, q_len, k_len]`.
+
+    Decoding with a cache: pass `cache=(keys, values)` (each `[batch, cache_len, heads, size]`)
+    and `cache_index` (where the new rows go); `attention_mask` then covers the cache length and
+    Keras masks of `k`/`v` are ignored (the cache's validity is in `attention_mask`). The call
+    returns `(output, (keys, values))`. `positions` (`[batch|1, length]`, default
+    `cache_index + 0..length-1`) are the new tokens' positions for the position scheme.
 
     Example:
     ```python
@@ -54,14 +83,12 @@ class MultiHeadAttention(keras.layers.Layer):
         key_size: size of each head's queries and keys; defaults to `head_size`.
         use_bias: whether the four projections have biases.
         attention_scale: divide the logits by `sqrt(key_size)`.
-        normalization: 'softmax', 'softmax_plus', 'taylor_softmax' or 'performer'.
+        normalization: 'softmax', 'softmax_plus' or 'taylor_softmax'.
+        position_scheme: None (absolute positions come with the embeddings) or 'rotary'.
         softmax_plus_base: the length at which 'softmax_plus' equals 'softmax' (512).
         softmax_plus_floor: rows seeing fewer keys use this count instead (16).
         taylor_order: even order of the Taylor softmax (2).
         taylor_monotone: use the monotone Taylor softmax.
-        num_random_features: Performer's feature count m (256).
-        performer_causal: Performer attends to the current and earlier positions only.
-        feature_seed: seed of Performer's random features (None: fresh randomness).
         attention_dropout: dropout rate on the attention probabilities while training.
         return_attention_scores: also return the attention probabilities.
         kernel_initializer: initializer of the projection kernels.
@@ -76,23 +103,19 @@ class MultiHeadAttention(keras.layers.Layer):
         use_bias=True,
         attention_scale=True,
         normalization="softmax",
+        position_scheme=None,
         softmax_plus_base=512,
         softmax_plus_floor=16,
         taylor_order=2,
         taylor_monotone=False,
-        num_random_features=256,
-        performer_causal=False,
-        feature_seed=None,
         attention_dropout=None,
         return_attention_scores=False,
         kernel_initializer="glorot_uniform",
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if normalization not in NORMALIZATIONS:
-            raise ValueError(
-                f"`normalization` must be one of {NORMALIZATIONS}; received {normalization!r}."
-            )
+        self._check_normalization(normalization)
+        check_position_scheme(position_scheme)
         check_positive_int(heads, "heads")
         check_positive_int(head_size, "head_size")
         if softmax_plus_base <= 1 or softmax_plus_floor < 1:
@@ -100,6 +123,7 @@ class MultiHeadAttention(keras.layers.Layer):
                 "`softmax_plus_base` must be > 1 and `softmax_plus_floor` >= 1; received "
                 f"{softmax_plus_base!r} and {softmax_plus_floor!r}."
             )
+        check_order(taylor_order)
         self.heads = heads
         self.head_size = head_size
         self.out_dim = out_dim or heads * head_size
@@ -107,15 +131,11 @@ class MultiHeadAttention(keras.layers.Layer):
         self.use_bias = use_bias
         self.attention_scale = attention_scale
         self.normalization = normalization
+        self.position_scheme = position_scheme
         self.softmax_plus_base = softmax_plus_base
         self.softmax_plus_floor = softmax_plus_floor
-        check_order(taylor_order)
         self.taylor_order = taylor_order
         self.taylor_monotone = taylor_monotone
-        check_positive_int(num_random_features, "num_random_features")
-        self.num_random_features = num_random_features
-        self.performer_causal = performer_causal
-        self.feature_seed = feature_seed
         self.attention_dropout = attention_dropout
         self.return_attention_scores = return_attention_scores
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -136,6 +156,15 @@ class MultiHeadAttention(keras.layers.Layer):
         self.o_dense = projection(self.out_dim, "o_dense")
         self.dropout = keras.layers.Dropout(attention_dropout or 0.0, dtype=self.dtype_policy)
 
+    def _check_normalization(self, normalization):
+        if normalization not in NORMALIZERS:
+            hint = " (Performer is the layer PerformerAttention)" if (
+                normalization == "performer") else ""
+            raise ValueError(
+                f"`normalization` must be one of {tuple(NORMALIZERS)}{hint}; received "
+                f"{normalization!r}."
+            )
+
     def build(self, input_shape):
         if (
             not isinstance(input_shape, (list, tuple))
@@ -143,7 +172,7 @@ class MultiHeadAttention(keras.layers.Layer):
             or any(shape is None or isinstance(shape, int) for shape in input_shape)
         ):
             raise ValueError(
-                "MultiHeadAttention is called on a list `[q, k, v]` of three tensors; "
+                f"{type(self).__name__} is called on a list `[q, k, v]` of three tensors; "
                 f"received input shape {input_shape}."
             )
         q_shape, k_shape, v_shape = (tuple(shape) for shape in input_shape)
@@ -161,88 +190,76 @@ class MultiHeadAttention(keras.layers.Layer):
         self.k_dense.build(k_shape)
         self.v_dense.build(v_shape)
         self.o_dense.build((*q_shape[:-1], self.heads * self.head_size))
-        if self.normalization == "performer":
-            # Saved with the weights, so a reloaded layer attends with the same features.
-            self.random_features = self.add_weight(
-                shape=(self.num_random_features, self.key_size), trainable=False,
-                name="random_features",
-                initializer=keras.initializers.Constant(performer.gaussian_features(
-                    self.num_random_features, self.key_size, self.feature_seed)),
-            )
 
-    def redraw_features(self, seed=None):
-        """New random features for 'performer' (e.g. every few hundred training steps)."""
-        self.random_features.assign(performer.gaussian_features(
-            self.num_random_features, self.key_size, seed))
-
-    def call(self, inputs, attention_mask=None, mask=None, training=None):
+    def call(self, inputs, attention_mask=None, cache=None, cache_index=None, positions=None,
+             mask=None, training=None):
         q, k, v = inputs
-        if self.normalization == "performer" and attention_mask is not None:
-            raise ValueError(
-                "normalization='performer' supports key padding (the Keras mask of `v`) and "
-                "performer_causal=True only; an `attention_mask` (such as UNILM's) cannot be "
-                "linearized."
-            )
         q_mask, _, v_mask = mask if mask is not None else (None, None, None)
-        q_len, k_len = ops.shape(q)[1], ops.shape(k)[1]
-        qw = ops.reshape(self.q_dense(q), (-1, q_len, self.heads, self.key_size))
-        kw = ops.reshape(self.k_dense(k), (-1, k_len, self.heads, self.key_size))
-        vw = ops.reshape(self.v_dense(v), (-1, k_len, self.heads, self.head_size))
+        qw = self._split_heads(self.q_dense(q), self.key_size)
+        kw = self._split_heads(self.k_dense(k), self.key_size)
+        vw = self._split_heads(self.v_dense(v), self.head_size)
+        if cache is not None and cache_index is None:
+            raise ValueError("`cache_index` is required with `cache`: the cache row where the "
+                             "new keys and values go.")
+        if self.position_scheme is not None:
+            if positions is None:
+                positions = ops.arange(ops.shape(q)[1], dtype="int32")[None]
+                if cache_index is not None:
+                    positions = positions + ops.cast(cache_index, "int32")
+            qw, kw = apply_position_scheme(self.position_scheme, qw, kw, positions, positions)
+        new_cache = None
+        if cache is not None:
+            start = ops.stack([0, ops.cast(cache_index, "int32"), 0, 0])
+            kw = ops.slice_update(cache[0], start, ops.cast(kw, cache[0].dtype))
+            vw = ops.slice_update(cache[1], start, ops.cast(vw, cache[1].dtype))
+            new_cache, v_mask = (kw, vw), None
         visible = self._visible(attention_mask, q_mask, v_mask)
         output, probs = self.attend(qw, kw, vw, visible, training)
         output = self.o_dense(output)
-        if self.return_attention_scores:
-            return [output, probs]
-        return output
+        result = [output, probs] if self.return_attention_scores else output
+        return result if new_cache is None else (result, new_cache)
+
+    def _split_heads(self, x, size):
+        return ops.reshape(x, (-1, ops.shape(x)[1], self.heads, size))
 
     def attend(self, qw, kw, vw, visible=None, training=None):
         """Attention over projected heads, before the output projection.
 
-        `qw` is [batch, q_len, heads, key_size], `kw` / `vw` [batch, k_len, heads, size] (for
-        instance a key/value cache) and `visible` a boolean of rank 4 or None. Returns the
-        heads concatenated, [batch, q_len, heads * head_size], and the probabilities (None
-        unless computed explicitly).
+        `qw` is [batch, q_len, heads, key_size], `kw` / `vw` [batch, k_len, heads, size] and
+        `visible` a boolean of rank 4 or None. Returns the heads concatenated,
+        [batch, q_len, heads * head_size], and the probabilities (None unless computed
+        explicitly).
         """
         q_len, k_len = ops.shape(qw)[1], ops.shape(kw)[1]
         scale = 1.0 / math.sqrt(self.key_size) if self.attention_scale else 1.0
-        if self.normalization == "softmax_plus":
-            factor = self._softmax_plus_factor(visible, k_len)
-        else:
-            factor = None
-
+        factor = self._softmax_plus_factor(visible, k_len) if (
+            self.normalization == "softmax_plus") else None
+        probabilities, fusable = NORMALIZERS[self.normalization]
         dropping = bool(self.attention_dropout) and bool(training)
-        explicit = self.normalization == "taylor_softmax"
-        if self.normalization == "performer":
-            output, probs = self._attend_linearly(qw, kw, vw, visible)
-        elif self.return_attention_scores or dropping or explicit:
-            output, probs = self._attend_explicitly(qw, kw, vw, visible, scale, factor, training)
+        if self.return_attention_scores or dropping or not fusable:
+            logits = ops.cast(ops.einsum("bqhd,bkhd->bhqk", qw, kw), "float32") * scale
+            if factor is not None:
+                logits = logits * factor
+            probs = probabilities(self, logits, visible)
+            if visible is not None and self.return_attention_scores:
+                probs = probs * ops.cast(ops.any(visible, axis=-1, keepdims=True), probs.dtype)
+            dropped = self.dropout(probs, training=training)
+            output = ops.einsum("bhqk,bkhd->bqhd", ops.cast(dropped, vw.dtype), vw)
         else:
             if factor is not None:
                 # [B, H, Q, 1] -> [B, Q, H, 1], the query's layout.
                 qw = qw * ops.cast(ops.transpose(factor, (0, 2, 1, 3)), qw.dtype)
             output = ops.dot_product_attention(qw, kw, vw, mask=visible, scale=scale)
             probs = None
+        return self._merge_heads(output, visible, q_len), probs
+
+    def _merge_heads(self, output, visible, q_len):
+        """Zeroes rows that see no key (a uniform average on the fused path, 0/0 otherwise)
+        and concatenates the heads."""
         if visible is not None:
-            # Rows with no visible key would be a uniform average (fused path) or 0/0.
             has_key = ops.any(visible, axis=-1, keepdims=True)
             output = output * ops.cast(ops.transpose(has_key, (0, 2, 1, 3)), output.dtype)
-        return ops.reshape(output, (-1, q_len, self.heads * self.head_size)), probs
-
-    def _attend_linearly(self, qw, kw, vw, visible):
-        if self.attention_scale:  # exp(q.k / sqrt(d)): scale both sides by d^(-1/4)
-            qw, kw = qw / self.key_size**0.25, kw / self.key_size**0.25
-        q_features = performer.positive_features(qw, self.random_features, is_query=True)
-        k_features = performer.positive_features(kw, self.random_features, is_query=False)
-        key_mask = None if visible is None else ops.any(visible, axis=(1, 2))
-        output = performer.linear_attention(q_features, k_features, vw, key_mask,
-                                            self.performer_causal)
-        probs = None
-        if self.return_attention_scores:
-            probs = performer.quadratic_attention(q_features, k_features, key_mask,
-                                                  self.performer_causal)
-            if visible is not None:
-                probs = probs * ops.cast(ops.any(visible, axis=-1, keepdims=True), probs.dtype)
-        return ops.cast(output, vw.dtype), probs
+        return ops.reshape(output, (-1, q_len, self.heads * ops.shape(output)[-1]))
 
     def _visible(self, attention_mask, q_mask, v_mask):
         """Combines all masks into a boolean of rank 4, or None when nothing is masked."""
@@ -283,24 +300,6 @@ class MultiHeadAttention(keras.layers.Layer):
         n = ops.maximum(n, float(self.softmax_plus_floor))
         return ops.log(n) / math.log(self.softmax_plus_base)
 
-    def _attend_explicitly(self, qw, kw, vw, visible, scale, factor, training):
-        logits = ops.einsum("bqhd,bkhd->bhqk", qw, kw)
-        logits = ops.cast(logits, "float32") * scale
-        if factor is not None:
-            logits = logits * factor
-        if self.normalization == "taylor_softmax":
-            probs = taylor_softmax(logits, self.taylor_order, mask=visible,
-                                   monotone=self.taylor_monotone)
-        else:
-            if visible is not None:
-                logits = ops.where(visible, logits, -1e9)
-            probs = ops.softmax(logits, axis=-1)
-        if visible is not None and self.return_attention_scores:
-            probs = probs * ops.cast(ops.any(visible, axis=-1, keepdims=True), probs.dtype)
-        dropped = self.dropout(probs, training=training)
-        output = ops.einsum("bhqk,bkhd->bqhd", ops.cast(dropped, vw.dtype), vw)
-        return output, probs
-
     def compute_mask(self, inputs, mask=None):
         q_mask = mask[0] if mask is not None else None
         return [q_mask, None] if self.return_attention_scores else q_mask
@@ -323,13 +322,11 @@ class MultiHeadAttention(keras.layers.Layer):
                 "use_bias": self.use_bias,
                 "attention_scale": self.attention_scale,
                 "normalization": self.normalization,
+                "position_scheme": self.position_scheme,
                 "softmax_plus_base": self.softmax_plus_base,
                 "softmax_plus_floor": self.softmax_plus_floor,
                 "taylor_order": self.taylor_order,
                 "taylor_monotone": self.taylor_monotone,
-                "num_random_features": self.num_random_features,
-                "performer_causal": self.performer_causal,
-                "feature_seed": self.feature_seed,
                 "attention_dropout": self.attention_dropout,
                 "return_attention_scores": self.return_attention_scores,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),

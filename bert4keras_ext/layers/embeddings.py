@@ -15,6 +15,11 @@ class Embedding(keras.layers.Embedding):
     states by the transposed embedding matrix, giving one logit per vocabulary entry, as BERT's
     MLM head does with its input embeddings.
 
+    `one_hot_lookup=True` looks ids up as `one_hot(ids) @ table` instead of a gather. The
+    values are the same; the gradient becomes a matmul instead of a scatter-add, which matters
+    for tiny tables such as BERT's 2 segment rows: on a GPU, 16k rows of updates scattered into
+    2 rows serialize on the same addresses (measured: half of a BERT-base step on an H200).
+
     Example:
     ```python
     embedding = Embedding(input_dim=100, output_dim=16)
@@ -23,7 +28,15 @@ class Embedding(keras.layers.Embedding):
     ```
     """
 
+    def __init__(self, input_dim, output_dim, one_hot_lookup=False, **kwargs):
+        super().__init__(input_dim, output_dim, **kwargs)
+        self.one_hot_lookup = one_hot_lookup
+
     def call(self, inputs, mode="embedding"):
+        if mode == "embedding" and self.one_hot_lookup:
+            one_hot = ops.one_hot(ops.cast(inputs, "int32"), self.input_dim,
+                                  dtype=self.compute_dtype)
+            return ops.matmul(one_hot, ops.cast(self.embeddings, self.compute_dtype))
         if mode == "embedding":
             return super().call(inputs)
         if mode == "dense":
@@ -35,6 +48,11 @@ class Embedding(keras.layers.Embedding):
         if "float" in str(inputs.dtype):
             return mask
         return super().compute_mask(inputs, mask)
+
+    def get_config(self):
+        config = super().get_config()
+        config["one_hot_lookup"] = self.one_hot_lookup
+        return config
 
     def compute_output_shape(self, input_shape, mode="embedding"):
         if mode == "dense":
@@ -65,12 +83,12 @@ def merge_positions(inputs, embeddings, merge_mode):
     return ops.concatenate([inputs, embeddings], axis=-1)
 
 
-class _PositionEmbeddingBase(keras.layers.Layer):
+class PositionEmbeddingBase(keras.layers.Layer):
     """What learned and sinusoidal position embeddings share: position ids and merging.
 
-    With `custom_position_ids=True` the layer is called on `[inputs, position_ids]`, e.g. to
-    embed one new token at its true position while decoding; otherwise positions are
-    `0..length-1`.
+    With `custom_position_ids=True` the layer is called on `[inputs, position_ids]`; a call may
+    also pass `position_ids=` (a decoder embeds each new token at its true position); otherwise
+    positions are `0..length-1`.
     """
 
     def __init__(self, output_dim, merge_mode="add", custom_position_ids=False, **kwargs):
@@ -84,9 +102,12 @@ class _PositionEmbeddingBase(keras.layers.Layer):
         self.custom_position_ids = custom_position_ids
         self.supports_masking = True
 
-    def _split(self, inputs):
+    def _split(self, inputs, position_ids=None):
+        """The inputs and their positions: from `[inputs, position_ids]`, from the call's
+        `position_ids` (a decoder's new tokens at their true positions) or `0..length-1`."""
         if self.custom_position_ids:
             inputs, position_ids = inputs
+        if position_ids is not None:
             return inputs, ops.cast(position_ids, "int32")
         return inputs, ops.arange(ops.shape(inputs)[1], dtype="int32")[None]
 
@@ -117,7 +138,7 @@ class _PositionEmbeddingBase(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="bert4keras_ext")
-class PositionEmbedding(_PositionEmbeddingBase):
+class PositionEmbedding(PositionEmbeddingBase):
     """Learned absolute position embeddings for up to `input_dim` positions.
 
     Example:
@@ -160,8 +181,8 @@ class PositionEmbedding(_PositionEmbeddingBase):
             initializer=self.embeddings_initializer,
         )
 
-    def call(self, inputs):
-        inputs, position_ids = self._split(inputs)
+    def call(self, inputs, position_ids=None):
+        inputs, position_ids = self._split(inputs, position_ids)
         return merge_positions(
             inputs, ops.take(self.embeddings, position_ids, axis=0), self.merge_mode
         )
@@ -180,8 +201,8 @@ class PositionEmbedding(_PositionEmbeddingBase):
 
 
 @keras.saving.register_keras_serializable(package="bert4keras_ext")
-class SinusoidalPositionEmbedding(_PositionEmbeddingBase):
-    """Fixed sinusoidal position encoding (SPEC S1), interleaved per frequency.
+class SinusoidalPositionEmbedding(PositionEmbeddingBase):
+    """Fixed sinusoidal position encoding ("Attention Is All You Need", https://arxiv.org/abs/1706.03762), interleaved per frequency.
 
     `p[k, 2i] = sin(k * theta_i)` and `p[k, 2i + 1] = cos(k * theta_i)` with
     `theta_i = 10000^(-2i / output_dim)`, so `<p_m, p_n> = sum_i cos((m - n) theta_i)` depends
@@ -201,8 +222,8 @@ class SinusoidalPositionEmbedding(_PositionEmbeddingBase):
             )
         super().__init__(output_dim, merge_mode, custom_position_ids, **kwargs)
 
-    def call(self, inputs):
-        inputs, position_ids = self._split(inputs)
+    def call(self, inputs, position_ids=None):
+        inputs, position_ids = self._split(inputs, position_ids)
         frequencies = ops.exp(
             ops.arange(self.output_dim // 2, dtype="float32")
             * (-2.0 * math.log(10000.0) / self.output_dim)

@@ -16,6 +16,7 @@ from bert4keras_ext.layers import (
     FeedForward,
     LayerNormalization,
     MultiHeadAttention,
+    PerformerAttention,
     PositionEmbedding,
 )
 from bert4keras_ext.models.checkpoints import load_checkpoint
@@ -60,7 +61,9 @@ def load_config(config):
     return config
 
 
-MODELS = ("bert", "roberta")
+# RoFormer is BERT without the position table, with rotary positions inside attention
+# ("RoFormer: Enhanced Transformer with Rotary Position Embedding", https://arxiv.org/abs/2104.09864).
+MODELS = ("bert", "roberta", "roformer")
 
 
 def build_transformer_model(
@@ -108,7 +111,8 @@ def build_transformer_model(
             max_position_embeddings, type_vocab_size, hidden_dropout_prob,
             attention_probs_dropout_prob, embedding_size, layer_norm_eps, initializer_range.
         checkpoint_path: pretrained weights to load, or None.
-        model: 'bert' or 'roberta' (the same graph; RoBERTa checkpoints have no pooler).
+        model: 'bert', 'roberta' (the same graph; RoBERTa checkpoints have no pooler) or
+            'roformer' (rotary positions in attention instead of a position table).
         application: 'encoder', 'lm' or 'unilm'.
         with_mlm: False, True (probabilities) or 'linear' (logits): add the MLM head, whose
             output projection is tied to the token embeddings.
@@ -172,27 +176,29 @@ def build_transformer_model(
                              "UNILM's attention mask cannot be linearized.")
         padding = keras.ops.not_equal(token_ids, 0)
         attention_arguments = {"mask": [padding, None, padding]}
-        performer_options = {"performer_causal": application == "lm"}
+        attention_options = {"causal": application == "lm"}
     else:
         attention_mask = AttentionMask(application, name="Attention-Mask")(
             [token_ids, segment_ids])
         attention_arguments = {"attention_mask": attention_mask}
-        performer_options = {}
+        attention_options = {"normalization": normalization}
     token_embedding = Embedding(
         config["vocab_size"], embedding_size, embeddings_initializer=initializer,
         name="Embedding-Token",
     )
     x = token_embedding(token_ids)
     if config["type_vocab_size"]:
-        segments = keras.layers.Embedding(
+        segments = Embedding(
             config["type_vocab_size"], embedding_size, embeddings_initializer=initializer,
-            name="Embedding-Segment",
+            one_hot_lookup=True, name="Embedding-Segment",
         )(segment_ids)
         x = keras.layers.Add(name="Embedding-Token-Segment")([x, segments])
-    x = PositionEmbedding(
-        config["max_position_embeddings"], embedding_size, embeddings_initializer=initializer,
-        name="Embedding-Position",
-    )(x)
+    position_scheme = "rotary" if model == "roformer" else None
+    if position_scheme is None:
+        x = PositionEmbedding(
+            config["max_position_embeddings"], embedding_size, embeddings_initializer=initializer,
+            name="Embedding-Position",
+        )(x)
     x = layer_norm(x, "Embedding-Norm")
     x = dropout(x, config["hidden_dropout_prob"], "Embedding-Dropout")
     if embedding_size != hidden:
@@ -201,10 +207,11 @@ def build_transformer_model(
     heads = config["num_attention_heads"]
     for index in range(config["num_hidden_layers"]):
         block = f"Transformer-{index}-MultiHeadSelfAttention"
-        y = MultiHeadAttention(
-            heads, hidden // heads, out_dim=hidden, normalization=normalization,
+        attention = PerformerAttention if normalization == "performer" else MultiHeadAttention
+        y = attention(
+            heads, hidden // heads, out_dim=hidden, position_scheme=position_scheme,
             attention_dropout=config["attention_probs_dropout_prob"],
-            kernel_initializer=initializer, name=block, **performer_options,
+            kernel_initializer=initializer, name=block, **attention_options,
         )([x, x, x], **attention_arguments)
         y = dropout(y, config["hidden_dropout_prob"], f"{block}-Dropout")
         x = layer_norm(keras.layers.Add(name=f"{block}-Add")([x, y]), f"{block}-Norm")

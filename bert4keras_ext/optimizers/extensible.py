@@ -136,7 +136,8 @@ class Extensible:
     # Writes, blended with the old value under `_when` when not using `cond`.
     def assign(self, variable, value):
         if self._gate is not None:
-            value = ops.where(self._gate, value, variable)
+            # The variable's value, not the variable: JAX refuses variables inside jnp.where.
+            value = ops.where(self._gate, value, ops.convert_to_tensor(variable))
         super().assign(variable, value)
 
     def assign_add(self, variable, value):

@@ -175,7 +175,9 @@ class ExponentialMovingAverage(Extensible):
             raise RuntimeError("EMA weights are already applied; call reset_old_weights() first.")
         self._backup = [np.array(ops.convert_to_numpy(v)) for v in self._trainable_variables]
         for variable, shadow in zip(self._trainable_variables, self._shadows):
-            variable.assign(shadow)
+            # Through host memory: on JAX a weight sharing its shadow's buffer would be
+            # donated twice by the next step.
+            variable.assign(ops.convert_to_numpy(shadow))
 
     def reset_old_weights(self):
         """Restores the weights saved by `apply_ema_weights`, exactly."""
@@ -213,7 +215,8 @@ def _value_of(variable):
     """An initializer returning the current value of `variable`."""
 
     def initializer(shape, dtype=None):
-        return ops.cast(ops.convert_to_tensor(variable), dtype or variable.dtype)
+        # A copy: on JAX a shadow sharing the weight's buffer would be donated twice per step.
+        return ops.copy(ops.cast(ops.convert_to_tensor(variable), dtype or variable.dtype))
 
     return initializer
 

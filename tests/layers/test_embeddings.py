@@ -13,6 +13,8 @@ from bert4keras_ext.layers import (
 )
 from conftest import assert_keras_round_trip
 
+pytestmark = pytest.mark.backend_neutral
+
 
 def test_embedding_dense_mode_is_tied_projection():
     layer = Embedding(20, 8)
@@ -102,3 +104,17 @@ def test_feedforward_closed_form_uses_exact_gelu(tmp_path):
                             tmp_path)
     with pytest.raises(ValueError, match="`units` must be a positive integer"):
         FeedForward(0)
+
+
+def test_one_hot_lookup_equals_the_gather_and_round_trips(tmp_path):
+    ids = np.array([[0, 1, 1, 0, 2]])
+    gather = Embedding(3, 4)
+    one_hot = Embedding(3, 4, one_hot_lookup=True)
+    gather.build(ids.shape)
+    one_hot.build(ids.shape)
+    one_hot.set_weights(gather.get_weights())
+    np.testing.assert_array_equal(np.asarray(one_hot(ids)), np.asarray(gather(ids)))
+    inputs = keras.Input((None,), dtype="int32")
+    model = keras.Model(inputs, one_hot(inputs))
+    restored = assert_keras_round_trip(model, ids, tmp_path)
+    assert restored.layers[-1].one_hot_lookup

@@ -9,6 +9,8 @@ from bert4keras_ext.losses import Seq2SeqCrossEntropy, seq2seq_targets
 from bert4keras_ext.models import build_transformer_model
 from conftest import assert_keras_round_trip
 
+pytestmark = pytest.mark.backend_neutral
+
 
 def seq2seq_batch():
     tokens = np.array([[1, 5, 6, 7, 2, 8, 9, 10, 11, 2, 0, 0]] * 2)

@@ -8,6 +8,8 @@ from bert4keras_ext.models import (
     intermediate_outputs,
 )
 
+pytestmark = pytest.mark.backend_neutral
+
 
 def test_intermediate_outputs_and_attention_probabilities(tiny_config):
     model = build_transformer_model(tiny_config, application="lm")

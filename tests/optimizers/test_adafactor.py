@@ -5,6 +5,8 @@ import pytest
 
 from bert4keras_ext.optimizers import AdaFactor
 
+pytestmark = pytest.mark.backend_neutral
+
 
 def one_step(optimizer, w0, gradient, name="kernel"):
     variable = keras.Variable(w0, name=name)

@@ -16,6 +16,8 @@ from bert4keras_ext.optimizers import (
     extend_with_weight_decay,
 )
 
+pytestmark = pytest.mark.backend_neutral
+
 
 def linear_model(seed=0):
     keras.utils.set_random_seed(seed)
@@ -260,6 +262,7 @@ def test_bad_arguments():
 
 
 @pytest.mark.parametrize("chi_form", [False, True])
+@pytest.mark.tensorflow_only  # compares with cond gating, which only TensorFlow uses
 def test_where_gating_of_other_backends_equals_cond_gating(chi_form):
     """JAX cannot write state inside `cond`; the `where` blending must give the same result."""
     rng = np.random.default_rng(4)

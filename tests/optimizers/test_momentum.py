@@ -5,6 +5,8 @@ import pytest
 
 from bert4keras_ext.optimizers import SGDM, Adam, extend_with_gradient_accumulation
 
+pytestmark = pytest.mark.backend_neutral
+
 
 def run(optimizer, gradients, w0):
     """Applies the gradient sequence; returns the weights after every micro-step."""
