@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from bert4keras_ext.layers import MultiHeadAttention
+from bert4keras_ext.layers import MultiHeadAttention, PerformerAttention
 from bert4keras_ext.layers.position_schemes import rotary
 
 pytestmark = pytest.mark.backend_neutral
@@ -48,3 +48,17 @@ def test_cached_calls_equal_one_causal_call():
             output, cache = layer([step, step, step], attention_mask=visible, cache=cache,
                                   cache_index=t)
             np.testing.assert_allclose(np.asarray(output)[:, 0], expected[:, t], atol=1e-5)
+
+
+def test_cache_errors_name_the_argument():
+    x = np.zeros((1, 2, 8), "float32")
+    layer = MultiHeadAttention(2, 4)
+    cache = (np.zeros((1, 4, 2, 4), "float32"),) * 2
+    with pytest.raises(ValueError, match="`cache_index` is required with `cache`"):
+        layer([x, x, x], cache=cache)
+    with pytest.raises(ValueError, match="`position_scheme` must be one of"):
+        MultiHeadAttention(2, 4, position_scheme="alibi")
+    with pytest.raises(ValueError, match="PerformerAttention"):
+        MultiHeadAttention(2, 4, normalization="performer")
+    with pytest.raises(ValueError, match="no key/value cache"):
+        PerformerAttention(2, 4)([x, x, x], cache=cache, cache_index=0)
