@@ -23,6 +23,8 @@ from keras import ops
 
 from bert4keras_ext import masks
 from bert4keras_ext.backend import check_positive_int
+from bert4keras_ext.layers import AttentionMask, MultiHeadAttention, PerformerAttention
+from bert4keras_ext.layers.embeddings import PositionEmbeddingBase
 
 
 def softmax(x, axis=-1):
@@ -289,8 +291,6 @@ class CachedGenerator(AutoRegressiveDecoder):
     """
 
     def __init__(self, model, end_id, maxlen, minlen=1, start_id=None):
-        from bert4keras_ext.layers import AttentionMask, MultiHeadAttention, PerformerAttention
-
         super().__init__(start_id, end_id, maxlen, minlen)
         mask_layers = [layer for layer in model.layers if isinstance(layer, AttentionMask)]
         self.application = mask_layers[0].application if len(mask_layers) == 1 else None
@@ -352,9 +352,6 @@ class CachedGenerator(AutoRegressiveDecoder):
         """The model's graph on `inputs` with attention over `caches` (None: new, empty ones
         of the prompt length plus `maxlen`). Returns logits [rows, length, vocab] and the
         updated caches, in the order of the attention calls."""
-        from bert4keras_ext.layers import AttentionMask, MultiHeadAttention
-        from bert4keras_ext.layers.embeddings import PositionEmbeddingBase
-
         rows, length = ops.shape(inputs[0])
         new_caches = []
 
@@ -400,8 +397,8 @@ class CachedGenerator(AutoRegressiveDecoder):
     def _step_graph(self, tokens, rows, cache_valid, lengths, index, *state):
         # Reorder the hypotheses first (beam search picks new parents every step).
         extras = len(self.model.inputs) - 2
-        state = [ops.take(tensor, rows, axis=0) for tensor in state]
-        cache_valid, lengths = ops.take(cache_valid, rows, axis=0), ops.take(lengths, rows, axis=0)
+        cache_valid, lengths, *state = [
+            ops.take(tensor, rows, axis=0) for tensor in (cache_valid, lengths, *state)]
         cache_valid = ops.logical_or(
             cache_valid, ops.one_hot(index, ops.shape(cache_valid)[1], dtype="bool")[None]
         )

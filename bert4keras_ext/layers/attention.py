@@ -241,8 +241,8 @@ class MultiHeadAttention(keras.layers.Layer):
             if factor is not None:
                 logits = logits * factor
             probs = probabilities(self, logits, visible)
-            if visible is not None and self.return_attention_scores:
-                probs = probs * ops.cast(ops.any(visible, axis=-1, keepdims=True), probs.dtype)
+            if self.return_attention_scores:
+                probs = self._zero_rows_without_keys(probs, visible)
             dropped = self.dropout(probs, training=training)
             output = ops.einsum("bhqk,bkhd->bqhd", ops.cast(dropped, vw.dtype), vw)
         else:
@@ -252,6 +252,13 @@ class MultiHeadAttention(keras.layers.Layer):
             output = ops.dot_product_attention(qw, kw, vw, mask=visible, scale=scale)
             probs = None
         return self._merge_heads(output, visible, q_len), probs
+
+    @staticmethod
+    def _zero_rows_without_keys(probs, visible):
+        """Returned probabilities of query rows that see no key are zero, not uniform."""
+        if visible is None:
+            return probs
+        return probs * ops.cast(ops.any(visible, axis=-1, keepdims=True), probs.dtype)
 
     def _merge_heads(self, output, visible, q_len):
         """Zeroes rows that see no key (a uniform average on the fused path, 0/0 otherwise)

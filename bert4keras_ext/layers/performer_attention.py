@@ -81,9 +81,9 @@ class PerformerAttention(MultiHeadAttention):
         output = performer.linear_attention(q_features, k_features, vw, key_mask, self.causal)
         probs = None
         if self.return_attention_scores:
-            probs = performer.quadratic_attention(q_features, k_features, key_mask, self.causal)
-            if visible is not None:
-                probs = probs * ops.cast(ops.any(visible, axis=-1, keepdims=True), probs.dtype)
+            probs = self._zero_rows_without_keys(
+                performer.quadratic_attention(q_features, k_features, key_mask, self.causal),
+                visible)
         output = ops.cast(output, vw.dtype)
         return self._merge_heads(output, visible, ops.shape(qw)[1]), probs
 
