@@ -14,7 +14,8 @@ Normalizers (how logits become probabilities), one table entry each:
 Performer's linear-time attention is the subclass `PerformerAttention`.
 
 Position schemes (`bert4keras_ext.layers.position_schemes`): absolute positions live in the
-embeddings; `position_scheme='rotary'` rotates queries and keys inside the layer (RoFormer).
+embeddings; `position_scheme='rotary'` rotates queries and keys inside the layer (RoFormer);
+`'functional_relative'` adds NEZHA's relative position terms to the logits and the output.
 
 Cache: `layer([x, x, x], cache=(keys, values), cache_index=i, attention_mask=visible)` writes the
 new keys and values at rows `i, i+1, ...` of the cache, attends over the whole cache and returns
@@ -27,7 +28,11 @@ import keras
 from keras import ops
 
 from bert4keras_ext.backend import check_positive_int
-from bert4keras_ext.layers.position_schemes import apply_position_scheme, check_position_scheme
+from bert4keras_ext.layers.position_schemes import (
+    check_position_scheme,
+    functional_relative,
+    rotate_queries_and_keys,
+)
 from bert4keras_ext.taylor_softmax import check_order, taylor_softmax
 
 
@@ -67,7 +72,9 @@ class MultiHeadAttention(keras.layers.Layer):
     and `cache_index` (where the new rows go); `attention_mask` then covers the cache length and
     Keras masks of `k`/`v` are ignored (the cache's validity is in `attention_mask`). The call
     returns `(output, (keys, values))`. `positions` (`[batch|1, length]`, default
-    `cache_index + 0..length-1`) are the new tokens' positions for the position scheme.
+    `cache_index + 0..length-1`) are the new tokens' positions for the position scheme;
+    `key_positions` (`[batch|1, k_len]`, default: the positions of the keys' rows, 0, 1, ...)
+    are those of all keys, which relative schemes compare with the queries'.
 
     Example:
     ```python
@@ -84,7 +91,8 @@ class MultiHeadAttention(keras.layers.Layer):
         use_bias: whether the four projections have biases.
         attention_scale: divide the logits by `sqrt(key_size)`.
         normalization: 'softmax', 'softmax_plus' or 'taylor_softmax'.
-        position_scheme: None (absolute positions come with the embeddings) or 'rotary'.
+        position_scheme: None (absolute positions come with the embeddings), 'rotary' or
+            'functional_relative'.
         softmax_plus_base: the length at which 'softmax_plus' equals 'softmax' (512).
         softmax_plus_floor: rows seeing fewer keys use this count instead (16).
         taylor_order: even order of the Taylor softmax (2).
@@ -192,7 +200,7 @@ class MultiHeadAttention(keras.layers.Layer):
         self.o_dense.build((*q_shape[:-1], self.heads * self.head_size))
 
     def call(self, inputs, attention_mask=None, cache=None, cache_index=None, positions=None,
-             mask=None, training=None):
+             key_positions=None, mask=None, training=None):
         q, k, v = inputs
         q_mask, _, v_mask = mask if mask is not None else (None, None, None)
         qw = self._split_heads(self.q_dense(q), self.key_size)
@@ -201,20 +209,25 @@ class MultiHeadAttention(keras.layers.Layer):
         if cache is not None and cache_index is None:
             raise ValueError("`cache_index` is required with `cache`: the cache row where the "
                              "new keys and values go.")
-        if self.position_scheme is not None:
-            if positions is None:
-                positions = ops.arange(ops.shape(q)[1], dtype="int32")[None]
-                if cache_index is not None:
-                    positions = positions + ops.cast(cache_index, "int32")
-            qw, kw = apply_position_scheme(self.position_scheme, qw, kw, positions, positions)
+        if self.position_scheme is not None and positions is None:
+            positions = ops.arange(ops.shape(q)[1], dtype="int32")[None]
+            if cache_index is not None:
+                positions = positions + ops.cast(cache_index, "int32")
+        # New keys come from the new tokens, so they take the queries' positions.
+        qw, kw = rotate_queries_and_keys(self.position_scheme, qw, kw, positions, positions)
         new_cache = None
         if cache is not None:
             start = ops.stack([0, ops.cast(cache_index, "int32"), 0, 0])
             kw = ops.slice_update(cache[0], start, ops.cast(kw, cache[0].dtype))
             vw = ops.slice_update(cache[1], start, ops.cast(vw, cache[1].dtype))
             new_cache, v_mask = (kw, vw), None
+        relative = None
+        if self.position_scheme == "functional_relative":
+            if key_positions is None:
+                key_positions = ops.arange(ops.shape(kw)[1], dtype="int32")[None]
+            relative = functional_relative(positions, key_positions, self.key_size)
         visible = self._visible(attention_mask, q_mask, v_mask)
-        output, probs = self.attend(qw, kw, vw, visible, training)
+        output, probs = self.attend(qw, kw, vw, visible, training, relative)
         output = self.o_dense(output)
         result = [output, probs] if self.return_attention_scores else output
         return result if new_cache is None else (result, new_cache)
@@ -222,11 +235,12 @@ class MultiHeadAttention(keras.layers.Layer):
     def _split_heads(self, x, size):
         return ops.reshape(x, (-1, ops.shape(x)[1], self.heads, size))
 
-    def attend(self, qw, kw, vw, visible=None, training=None):
+    def attend(self, qw, kw, vw, visible=None, training=None, relative=None):
         """Attention over projected heads, before the output projection.
 
-        `qw` is [batch, q_len, heads, key_size], `kw` / `vw` [batch, k_len, heads, size] and
-        `visible` a boolean of rank 4 or None. Returns the heads concatenated,
+        `qw` is [batch, q_len, heads, key_size], `kw` / `vw` [batch, k_len, heads, size],
+        `visible` a boolean of rank 4 or None and `relative` NEZHA's relative vectors
+        [batch|1, q_len, k_len, key_size] or None. Returns the heads concatenated,
         [batch, q_len, heads * head_size], and the probabilities (None unless computed
         explicitly).
         """
@@ -236,8 +250,11 @@ class MultiHeadAttention(keras.layers.Layer):
             self.normalization == "softmax_plus") else None
         probabilities, fusable = NORMALIZERS[self.normalization]
         dropping = bool(self.attention_dropout) and bool(training)
-        if self.return_attention_scores or dropping or not fusable:
-            logits = ops.cast(ops.einsum("bqhd,bkhd->bhqk", qw, kw), "float32") * scale
+        if self.return_attention_scores or dropping or not fusable or relative is not None:
+            logits = ops.cast(ops.einsum("bqhd,bkhd->bhqk", qw, kw), "float32")
+            if relative is not None:
+                logits = logits + ops.einsum("bqhd,bqkd->bhqk", ops.cast(qw, "float32"), relative)
+            logits = logits * scale
             if factor is not None:
                 logits = logits * factor
             probs = probabilities(self, logits, visible)
@@ -245,6 +262,10 @@ class MultiHeadAttention(keras.layers.Layer):
                 probs = self._zero_rows_without_keys(probs, visible)
             dropped = self.dropout(probs, training=training)
             output = ops.einsum("bhqk,bkhd->bqhd", ops.cast(dropped, vw.dtype), vw)
+            if relative is not None:
+                output = output + ops.cast(
+                    ops.einsum("bhqk,bqkd->bqhd", ops.cast(dropped, "float32"), relative),
+                    output.dtype)
         else:
             if factor is not None:
                 # [B, H, Q, 1] -> [B, Q, H, 1], the query's layout.

@@ -6,7 +6,8 @@ from bert4keras_ext import masks
 
 @keras.saving.register_keras_serializable(package="bert4keras_ext")
 class AttentionMask(keras.layers.Layer):
-    """Called on `[token_ids, segment_ids]`; returns `masks.attention_mask(application, ...)`.
+    """Called on `[token_ids, segment_ids]` (or `token_ids` alone when the model has no
+    segments and the application is not 'unilm'); returns `masks.attention_mask(application, ...)`.
 
     Keeps the mask a symbolic function of the inputs, so functional models stay static-shape
     and serializable.
@@ -31,7 +32,7 @@ class AttentionMask(keras.layers.Layer):
         self.pad_id = pad_id
 
     def call(self, inputs):
-        token_ids, segment_ids = inputs
+        token_ids, segment_ids = inputs if isinstance(inputs, (list, tuple)) else (inputs, None)
         return masks.attention_mask(self.application, token_ids, segment_ids, self.pad_id)
 
     def compute_mask(self, inputs, mask=None):

@@ -31,6 +31,8 @@ class LayerNormalization(keras.layers.Layer):
         hidden_initializer: kernel initializer of that projection.
         center: learn a bias `beta`.
         scale: learn a gain `gamma`.
+        zero_mean: subtract the mean; False gives RMSNorm (T5, RoFormer-V2: "Root Mean Square
+            Layer Normalization", https://arxiv.org/abs/1910.07467).
         epsilon: added to the variance (BERT uses 1e-12).
     """
 
@@ -43,6 +45,7 @@ class LayerNormalization(keras.layers.Layer):
         center=True,
         scale=True,
         epsilon=1e-12,
+        zero_mean=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -53,6 +56,7 @@ class LayerNormalization(keras.layers.Layer):
         self.center = center
         self.scale = scale
         self.epsilon = epsilon
+        self.zero_mean = zero_mean
         self.supports_masking = True
         # Gamma and beta stay float32 under mixed precision; the call casts explicitly.
         self.autocast = False
@@ -124,8 +128,12 @@ class LayerNormalization(keras.layers.Layer):
         else:
             x = inputs
         x32 = ops.cast(x, "float32")
-        mean, variance = ops.moments(x32, axes=[-1], keepdims=True)
-        outputs = (x32 - mean) * ops.rsqrt(variance + self.epsilon)
+        if self.zero_mean:
+            mean, variance = ops.moments(x32, axes=[-1], keepdims=True)
+            x32 = x32 - mean
+        else:
+            variance = ops.mean(ops.square(x32), axis=-1, keepdims=True)
+        outputs = x32 * ops.rsqrt(variance + self.epsilon)
         gamma = self.gamma if self.scale else None
         beta = self.beta if self.center else None
         if self.conditional:
@@ -160,6 +168,7 @@ class LayerNormalization(keras.layers.Layer):
                 "hidden_initializer": keras.initializers.serialize(self.hidden_initializer),
                 "center": self.center,
                 "scale": self.scale,
+                "zero_mean": self.zero_mean,
                 "epsilon": self.epsilon,
             }
         )

@@ -120,7 +120,7 @@ def test_own_weights_file_and_bad_inputs(tmp_path):
     with pytest.raises(FileNotFoundError, match="absent.weights.h5"):
         build_transformer_model(TINY_CONFIG, str(tmp_path / "absent.weights.h5"))
     with pytest.raises(ValueError, match="`model` must be one of"):
-        build_transformer_model(TINY_CONFIG, model="gpt2")
+        build_transformer_model(TINY_CONFIG, model="gpt3")
     wrong = json.loads((MINILM / "config.json").read_text())
     wrong["intermediate_size"] = 1000
     with pytest.raises(ValueError, match=r"Transformer-0-FeedForward/intermediate_dense/kernel: "

@@ -1,13 +1,25 @@
-"""BERT checkpoints: name maps, readers, loading into our models and exporting from them."""
-from bert4keras_ext.models.checkpoints.export import config_from_model, save_as_bert_checkpoint
+"""Checkpoints of every family: name maps, readers, loading into our models and exporting."""
+from bert4keras_ext.models.checkpoints.export import (
+    config_from_model,
+    save_as_bert_checkpoint,
+    save_checkpoint,
+)
 from bert4keras_ext.models.checkpoints.loading import LoadReport, load_checkpoint
-from bert4keras_ext.models.checkpoints.name_map import WeightName, bert_weight_names
+from bert4keras_ext.models.checkpoints.name_map import (
+    NAME_MAPS,
+    WeightName,
+    bert_weight_names,
+    weight_names,
+)
 
 __all__ = [
+    "NAME_MAPS",
     "LoadReport",
     "WeightName",
     "bert_weight_names",
     "config_from_model",
     "load_checkpoint",
     "save_as_bert_checkpoint",
+    "save_checkpoint",
+    "weight_names",
 ]

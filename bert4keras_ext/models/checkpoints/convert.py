@@ -1,37 +1,44 @@
-"""Converts Hugging Face BERT weights (safetensors) to an original-format BERT TF checkpoint.
+"""Converts Hugging Face weights (safetensors) to a family's original-format TF checkpoint.
 
     python -m bert4keras_ext.models.checkpoints.convert model.safetensors out/bert_model.ckpt \\
-        [--config config.json]
+        [--model albert] [--config config.json]
 
-Every BERT variable of the name map found in the safetensors file is written under its
-original name (Linear weights transposed back to [in, out]); `--config` is copied to
-`bert_config.json` beside the checkpoint.
+Every variable of the family's name map found in the safetensors file is written under its
+original name (Linear weights transposed back to [in, out], GPT-2's fused query/key/value
+split); `--config` is copied to `bert_config.json` beside the checkpoint.
 """
 import argparse
 import json
 import os
+import re
 
 from bert4keras_ext.models.checkpoints.export import write_original_checkpoint
-from bert4keras_ext.models.checkpoints.name_map import bert_weight_names
+from bert4keras_ext.models.checkpoints.loading import read_weight
+from bert4keras_ext.models.checkpoints.name_map import (
+    HUGGING_FACE_PREFIXES,
+    NAME_MAPS,
+    weight_names,
+)
 from bert4keras_ext.models.checkpoints.readers import CheckpointReader
 
 
-def convert(safetensors_path, checkpoint_path, num_hidden_layers=None):
+def convert(safetensors_path, checkpoint_path, family="bert"):
     """Writes the checkpoint; returns the original names written."""
     reader = CheckpointReader(safetensors_path)
     if reader.naming != "hugging_face":
         raise ValueError(f"Expected a '.safetensors' file; received {safetensors_path}.")
-    if num_hidden_layers is None:
-        num_hidden_layers = 1 + max(
-            int(name.split("encoder.layer.")[1].split(".")[0])
-            for name in reader.names() if "encoder.layer." in name
-        )
+    # Block indices appear as 'layer.N.' (BERT-like) or 'h.N.' (GPT-2); ALBERT has none.
+    indices = [int(match.group(1)) for name in reader.names()
+               for match in [re.search(r"(?:^|\.)(?:layer|h)\.(\d+)\.", name)] if match]
     tensors = {}
-    for name in bert_weight_names(num_hidden_layers):
-        stored = reader.find(name.hugging_face)
+    for name in weight_names(family, 1 + max(indices, default=-1)):
+        if name.original is None or name.original in tensors:
+            continue
+        stored, value = read_weight(reader, name, HUGGING_FACE_PREFIXES.get(family, ()))
         if stored is not None:
-            value = reader.get(stored)
-            tensors[name.original] = value.T if name.transposed_in_hugging_face else value
+            tensors[name.original] = value
+    if not tensors:
+        raise ValueError(f"{safetensors_path} holds none of the model={family!r} weights.")
     write_original_checkpoint(tensors, checkpoint_path)
     return sorted(tensors)
 
@@ -40,9 +47,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("safetensors")
     parser.add_argument("checkpoint", help="output prefix, e.g. out/bert_model.ckpt")
+    parser.add_argument("--model", default="bert", choices=sorted(NAME_MAPS),
+                        help="the family of the weights (default: bert)")
     parser.add_argument("--config", help="Hugging Face config.json to copy as bert_config.json")
     args = parser.parse_args()
-    written = convert(args.safetensors, args.checkpoint)
+    written = convert(args.safetensors, args.checkpoint, args.model)
     if args.config:
         with open(args.config, encoding="utf-8") as file:
             config = json.load(file)

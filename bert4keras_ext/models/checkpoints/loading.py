@@ -1,13 +1,15 @@
-"""Loading BERT checkpoints into models made by `build_transformer_model`."""
+"""Loading checkpoints into models made by `build_transformer_model`, by each family's name map."""
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from bert4keras_ext.models.checkpoints.name_map import (
+    HUGGING_FACE_PREFIXES,
     OPTIONAL_HEADS,
     VOCABULARY_WEIGHTS,
-    bert_weight_names,
+    num_layers_of,
+    weight_names,
 )
 from bert4keras_ext.models.checkpoints.readers import CheckpointReader
 
@@ -26,35 +28,45 @@ class LoadReport:
                 f"unused checkpoint variables: {self.unused}")
 
 
-def num_layers_of(model):
-    return sum(1 for layer in model.layers if layer.name.endswith("-MultiHeadSelfAttention"))
+def read_weight(reader, name, prefixes=()):
+    """The array for one `WeightName` in our layout ([in, out] kernels), or None."""
+    source = name.original if reader.naming == "original" else name.hugging_face
+    stored = reader.find(source, prefixes)
+    if stored is None:
+        return None, None
+    value = reader.get(stored)
+    if reader.naming == "hugging_face":
+        if name.hugging_face_part is not None:
+            axis, index, parts = name.hugging_face_part
+            value = np.split(value, parts, axis=axis)[index]
+        if name.transposed_in_hugging_face:
+            value = value.T
+    return stored, value
 
 
-def load_checkpoint(model, checkpoint_path, keep_tokens=None):
-    """Loads a BERT checkpoint (original TF prefix or `.safetensors`) into `model` by name.
+def load_checkpoint(model, checkpoint_path, keep_tokens=None, family="bert"):
+    """Loads a checkpoint of `family` (original TF prefix or `.safetensors`) into `model`.
 
     `keep_tokens` (a list of vocabulary ids) selects the rows of the token embeddings and of
     the MLM output bias, so the model can use a reduced vocabulary. A shape mismatch is an error
-    naming the weight and both shapes, and nothing is assigned then. Weights the checkpoint
-    lacks keep their initial values and are warned about; checkpoint variables left unused are
-    listed in the returned `LoadReport` (and warned about, except pooler/MLM/NSP heads).
+    naming the family, the weight and both shapes, and nothing is assigned then; so is a
+    checkpoint holding none of the family's variables. Weights the checkpoint lacks keep their
+    initial values and are warned about; checkpoint variables left unused are listed in the
+    returned `LoadReport` (and warned about, except optional heads).
     """
     reader = CheckpointReader(checkpoint_path)
+    prefixes = HUGGING_FACE_PREFIXES.get(family, ())
     ours = {variable.path: variable for variable in model.weights}
     report, assignments, mismatches = LoadReport(), [], []
     used = set()
-    for name in bert_weight_names(num_layers_of(model)):
+    for name in weight_names(family, num_layers_of(model)):
         if name.ours not in ours:
             continue
-        source = name.original if reader.naming == "original" else name.hugging_face
-        stored = reader.find(source)
+        stored, value = read_weight(reader, name, prefixes)
         if stored is None:
             report.missing.append(name.ours)
             continue
         used.add(stored)
-        value = reader.get(stored)
-        if reader.naming == "hugging_face" and name.transposed_in_hugging_face:
-            value = value.T
         if keep_tokens is not None and name.ours in VOCABULARY_WEIGHTS:
             value = value[np.asarray(keep_tokens)]
         target = ours[name.ours]
@@ -68,7 +80,15 @@ def load_checkpoint(model, checkpoint_path, keep_tokens=None):
         report.loaded.append(name.ours)
     if mismatches:
         raise ValueError(
-            f"Shape mismatch between the model and {checkpoint_path}:\n  " + "\n  ".join(mismatches)
+            f"Shape mismatch between the model={family!r} model and {checkpoint_path}:\n  "
+            + "\n  ".join(mismatches)
+        )
+    if not report.loaded:
+        sample = sorted(reader.names())[:5]
+        raise ValueError(
+            f"{checkpoint_path} holds none of the model={family!r} variables (for weights "
+            f"like {report.missing[:2]}); its variables start {sample}. Is it a checkpoint of "
+            "another family?"
         )
     for target, value in assignments:
         target.assign(value.astype(target.dtype))
@@ -76,16 +96,18 @@ def load_checkpoint(model, checkpoint_path, keep_tokens=None):
     if report.missing:
         warnings.warn(f"Weights not found in {checkpoint_path}, left as initialized: "
                       f"{report.missing}", stacklevel=2)
-    unexpected = [n for n in report.unused if not _expected_unused(n)]
+    unexpected = [n for n in report.unused if not _expected_unused(n, prefixes)]
     if unexpected:
         warnings.warn(f"Checkpoint variables of {checkpoint_path} left unused: {unexpected}",
                       stacklevel=2)
     return report
 
 
-def _expected_unused(name):
+def _expected_unused(name, prefixes):
     """Heads the model may leave out, optimizer state and buffers of training checkpoints."""
-    name = name[len("bert."):] if name.startswith("bert.") else name
+    for prefix in prefixes:
+        if name.startswith(prefix):
+            name = name[len(prefix):]
     return name.startswith(OPTIONAL_HEADS) or name.endswith(
-        ("adam_m", "adam_v", "global_step", "position_ids")
+        ("adam_m", "adam_v", "global_step", "position_ids", "masked_bias", "attn.bias")
     )

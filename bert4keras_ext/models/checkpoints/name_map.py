@@ -1,75 +1,249 @@
-"""Which checkpoint variable fills which weight of `build_transformer_model`'s BERT.
+"""Which checkpoint variable fills which weight of each family's model.
 
-One table serves both source formats: Google's original TensorFlow names
-(`bert/encoder/layer_0/attention/self/query/kernel`, kernels stored [in, out]) and Hugging
-Face names (`encoder.layer.0.attention.self.query.weight`, Linear weights stored [out, in]).
+One table per family serves both source formats: the original released TensorFlow names (the
+ones bert4keras reads: `bert/encoder/layer_0/attention/self/query/kernel`, kernels stored
+[in, out]) and Hugging Face names (`encoder.layer.0.attention.self.query.weight`, Linear
+weights stored [out, in]; GPT-2's Conv1D weights are stored [in, out] and its query, key and
+value are one fused matrix). Hugging Face names are given without the model prefix
+(`bert.`, `albert.`, ...); `HUGGING_FACE_PREFIXES` lists the prefixes a file may add.
 """
+import re
 from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class WeightName:
     ours: str  # Keras variable path, e.g. 'Transformer-0-FeedForward/output_dense/kernel'
-    original: str  # name in Google's BERT TF checkpoints
-    hugging_face: str  # name in Hugging Face BERT weights (without the 'bert.' prefix)
+    original: str  # name in the family's original TF checkpoints (None: not stored there)
+    hugging_face: str = None  # name in Hugging Face weights, without the model prefix
     transposed_in_hugging_face: bool = False
+    # (axis, index, parts): the stored Hugging Face tensor is `parts` weights concatenated on
+    # `axis`, and this weight is part `index` (GPT-2's fused query/key/value).
+    hugging_face_part: tuple = None
 
 
-def _dense(ours, original, hugging_face):
+def _under(prefix):
+    """Names below `prefix` ('a.b' + 'c' -> 'a.b.c'); all None when the prefix is None."""
+    return lambda suffix: None if prefix is None else f"{prefix}.{suffix}"
+
+
+def _dense(ours, original, hugging_face=None, linear=True, part=None):
+    """A Dense layer's kernel and bias. `linear`: stored [out, in] by Hugging Face."""
+    hf = _under(hugging_face)
     return [
-        WeightName(f"{ours}/kernel", f"{original}/kernel", f"{hugging_face}.weight", True),
-        WeightName(f"{ours}/bias", f"{original}/bias", f"{hugging_face}.bias"),
+        WeightName(f"{ours}/kernel", f"{original}/kernel", hf("weight"), linear,
+                   None if part is None else (1 if not linear else 0, *part)),
+        WeightName(f"{ours}/bias", f"{original}/bias", hf("bias"), False,
+                   None if part is None else (0, *part)),
     ]
 
 
-def _layer_norm(ours, original, hugging_face):
+def _layer_norm(ours, original, hugging_face=None):
+    hf = _under(hugging_face)
+    return [WeightName(f"{ours}/gamma", f"{original}/gamma", hf("weight")),
+            WeightName(f"{ours}/beta", f"{original}/beta", hf("bias"))]
+
+
+def _attention(ours, originals, hugging_faces=(None,) * 4, linear=True, fused=None):
+    """The four projections; `fused` names Hugging Face's single query/key/value matrix."""
+    names = []
+    for index, (projection, original, hugging_face) in enumerate(
+            zip(("q_dense", "k_dense", "v_dense", "o_dense"), originals, hugging_faces)):
+        part = None
+        if fused is not None and index < 3:
+            hugging_face, part = fused, (index, 3)
+        names += _dense(f"{ours}/{projection}", original, hugging_face, linear, part)
+    return names
+
+
+def _feed_forward(ours, original_in, original_out, hf_in=None, hf_out=None, linear=True):
+    return (_dense(f"{ours}/intermediate_dense", original_in, hf_in, linear)
+            + _dense(f"{ours}/output_dense", original_out, hf_out, linear))
+
+
+def _bert_layer(ours, original, hugging_face):
+    """One BERT block: `original` like 'bert/encoder/layer_0', `hugging_face` like
+    'encoder.layer.0' (None: not stored by Hugging Face)."""
+    hf = _under(hugging_face)
+    attention, feed_forward = f"{ours}-MultiHeadSelfAttention", f"{ours}-FeedForward"
+    return (
+        _attention(attention,
+                   [f"{original}/attention/self/{role}" for role in ("query", "key", "value")]
+                   + [f"{original}/attention/output/dense"],
+                   [hf(f"attention.self.{role}") for role in ("query", "key", "value")]
+                   + [hf("attention.output.dense")])
+        + _layer_norm(f"{attention}-Norm", f"{original}/attention/output/LayerNorm",
+                      hf("attention.output.LayerNorm"))
+        + _feed_forward(feed_forward, f"{original}/intermediate/dense",
+                        f"{original}/output/dense", hf("intermediate.dense"),
+                        hf("output.dense"))
+        + _layer_norm(f"{feed_forward}-Norm", f"{original}/output/LayerNorm",
+                      hf("output.LayerNorm"))
+    )
+
+
+def _bert_embeddings(scope="bert"):
     return [
-        WeightName(f"{ours}/gamma", f"{original}/gamma", f"{hugging_face}.weight"),
-        WeightName(f"{ours}/beta", f"{original}/beta", f"{hugging_face}.bias"),
+        WeightName("Embedding-Token/embeddings", f"{scope}/embeddings/word_embeddings",
+                   "embeddings.word_embeddings.weight"),
+        WeightName("Embedding-Segment/embeddings", f"{scope}/embeddings/token_type_embeddings",
+                   "embeddings.token_type_embeddings.weight"),
+        WeightName("Embedding-Position/embeddings", f"{scope}/embeddings/position_embeddings",
+                   "embeddings.position_embeddings.weight"),
+        *_layer_norm("Embedding-Norm", f"{scope}/embeddings/LayerNorm", "embeddings.LayerNorm"),
     ]
+
+
+def _mlm_head(dense="cls.predictions.transform.dense",
+              norm="cls.predictions.transform.LayerNorm", bias="cls.predictions.bias"):
+    return (
+        _dense("MLM-Dense", "cls/predictions/transform/dense", dense)
+        + _layer_norm("MLM-Norm", "cls/predictions/transform/LayerNorm", norm)
+        + [WeightName("MLM-Bias/bias", "cls/predictions/output_bias", bias)]
+    )
 
 
 def bert_weight_names(num_hidden_layers):
-    """The full table for a BERT with `num_hidden_layers` layers, pooler and MLM head."""
+    """BERT, RoBERTa, NEZHA, RoFormer (and, without biases and norms, RoFormer-V2)."""
+    names = _bert_embeddings()
+    names += _dense("Embedding-Mapping", "bert/encoder/embedding_hidden_mapping_in",
+                    "embeddings_project")
+    for i in range(num_hidden_layers):
+        names += _bert_layer(f"Transformer-{i}", f"bert/encoder/layer_{i}", f"encoder.layer.{i}")
+    return names + _dense("Pooler-Dense", "bert/pooler/dense", "pooler.dense") + _mlm_head()
+
+
+def _albert_block(ours):
+    original = "bert/encoder/transformer/group_0/inner_group_0"
+    hf = "encoder.albert_layer_groups.0.albert_layers.0"
+    attention, feed_forward = f"{ours}-MultiHeadSelfAttention", f"{ours}-FeedForward"
+    return (
+        _attention(attention,
+                   [f"{original}/attention_1/self/{role}" for role in ("query", "key", "value")]
+                   + [f"{original}/attention_1/output/dense"],
+                   [f"{hf}.attention.{role}" for role in ("query", "key", "value", "dense")])
+        + _layer_norm(f"{attention}-Norm", f"{original}/LayerNorm", f"{hf}.attention.LayerNorm")
+        + _feed_forward(feed_forward, f"{original}/ffn_1/intermediate/dense",
+                        f"{original}/ffn_1/intermediate/output/dense", f"{hf}.ffn",
+                        f"{hf}.ffn_output")
+        + _layer_norm(f"{feed_forward}-Norm", f"{original}/LayerNorm_1",
+                      f"{hf}.full_layer_layer_norm")
+    )
+
+
+def albert_weight_names(num_hidden_layers, shared=True):
+    """ALBERT: one block for all layers; unshared, every layer reads that same block."""
+    names = _bert_embeddings()
+    names += _dense("Embedding-Mapping", "bert/encoder/embedding_hidden_mapping_in",
+                    "encoder.embedding_hidden_mapping_in")
+    if shared:
+        names += _albert_block("Transformer")
+    else:
+        for i in range(num_hidden_layers):
+            names += _albert_block(f"Transformer-{i}")
+    names += _dense("Pooler-Dense", "bert/pooler/dense", "pooler")
+    return names + _mlm_head("predictions.dense", "predictions.LayerNorm", "predictions.bias")
+
+
+def electra_weight_names(num_hidden_layers):
+    """ELECTRA's discriminator: BERT's names under 'electra/' and the replaced-token head."""
+    names = _bert_embeddings("electra")
+    names += _dense("Embedding-Mapping", "electra/embeddings_project", "embeddings_project")
+    for i in range(num_hidden_layers):
+        names += _bert_layer(f"Transformer-{i}", f"electra/encoder/layer_{i}",
+                             f"encoder.layer.{i}")
+    return (names
+            + _dense("Discriminator-Dense", "discriminator_predictions/dense",
+                     "discriminator_predictions.dense")
+            + _dense("Discriminator-Prediction", "discriminator_predictions/dense_1",
+                     "discriminator_predictions.dense_prediction"))
+
+
+def gpt2_weight_names(num_hidden_layers):
+    """GPT-2 in bert4keras's names (its conversion of OpenAI's checkpoint) and in Hugging
+    Face's (`h.0.attn.c_attn`: Conv1D, [in, out], query/key/value fused)."""
     names = [
-        WeightName("Embedding-Token/embeddings", "bert/embeddings/word_embeddings",
-                   "embeddings.word_embeddings.weight"),
-        WeightName("Embedding-Segment/embeddings", "bert/embeddings/token_type_embeddings",
-                   "embeddings.token_type_embeddings.weight"),
-        WeightName("Embedding-Position/embeddings", "bert/embeddings/position_embeddings",
-                   "embeddings.position_embeddings.weight"),
-        *_layer_norm("Embedding-Norm", "bert/embeddings/LayerNorm", "embeddings.LayerNorm"),
+        WeightName("Embedding-Token/embeddings", "gpt/embeddings/word_embeddings", "wte.weight"),
+        WeightName("Embedding-Position/embeddings", "gpt/embeddings/position_embeddings",
+                   "wpe.weight"),
+        *_dense("Embedding-Mapping", "gpt/transformer/embedding_hidden_mapping_in"),
     ]
     for i in range(num_hidden_layers):
-        attention = f"Transformer-{i}-MultiHeadSelfAttention"
-        feed_forward = f"Transformer-{i}-FeedForward"
-        original = f"bert/encoder/layer_{i}"
-        hugging_face = f"encoder.layer.{i}"
-        for ours, role in (("q_dense", "query"), ("k_dense", "key"), ("v_dense", "value")):
-            names += _dense(f"{attention}/{ours}", f"{original}/attention/self/{role}",
-                            f"{hugging_face}.attention.self.{role}")
-        names += _dense(f"{attention}/o_dense", f"{original}/attention/output/dense",
-                        f"{hugging_face}.attention.output.dense")
-        names += _layer_norm(f"{attention}-Norm", f"{original}/attention/output/LayerNorm",
-                             f"{hugging_face}.attention.output.LayerNorm")
-        names += _dense(f"{feed_forward}/intermediate_dense", f"{original}/intermediate/dense",
-                        f"{hugging_face}.intermediate.dense")
-        names += _dense(f"{feed_forward}/output_dense", f"{original}/output/dense",
-                        f"{hugging_face}.output.dense")
-        names += _layer_norm(f"{feed_forward}-Norm", f"{original}/output/LayerNorm",
-                             f"{hugging_face}.output.LayerNorm")
-    names += _dense("Pooler-Dense", "bert/pooler/dense", "pooler.dense")
-    names += _dense("MLM-Dense", "cls/predictions/transform/dense",
-                    "cls.predictions.transform.dense")
-    names += _layer_norm("MLM-Norm", "cls/predictions/transform/LayerNorm",
-                         "cls.predictions.transform.LayerNorm")
-    names.append(
-        WeightName("MLM-Bias/bias", "cls/predictions/output_bias", "cls.predictions.bias")
-    )
+        ours, original, hf = f"Transformer-{i}", f"gpt/transformer/layer_{i}", f"h.{i}"
+        attention, feed_forward = f"{ours}-MultiHeadSelfAttention", f"{ours}-FeedForward"
+        names += _layer_norm(f"{attention}-Norm", f"{original}/attention/input/LayerNorm",
+                             f"{hf}.ln_1")
+        names += _attention(attention,
+                            [f"{original}/attention/self/{role}"
+                             for role in ("query", "key", "value")]
+                            + [f"{original}/attention/output/dense"],
+                            (None, None, None, f"{hf}.attn.c_proj"), linear=False,
+                            fused=f"{hf}.attn.c_attn")
+        names += _layer_norm(f"{feed_forward}-Norm", f"{original}/input/LayerNorm",
+                             f"{hf}.ln_2")
+        names += _feed_forward(feed_forward, f"{original}/intermediate/dense",
+                               f"{original}/output/dense", f"{hf}.mlp.c_fc",
+                               f"{hf}.mlp.c_proj", linear=False)
+    return names + _layer_norm("Output-Norm", "gpt/output/LayerNorm", "ln_f")
+
+
+def gpt2_ml_weight_names(num_hidden_layers):
+    """GPT2-ML's released names (no Hugging Face format)."""
+    names = [
+        WeightName("Embedding-Token/embeddings", "newslm/embeddings/word_embed"),
+        WeightName("Embedding-Position/embeddings", "newslm/embeddings/pos_embed"),
+        *_layer_norm("Embedding-Norm", "newslm/embeddings/LayerNorm_embed_norm"),
+    ]
+    for i in range(num_hidden_layers):
+        ours, original = f"Transformer-{i}", f"newslm/layer{i:02d}"
+        names += _attention(f"{ours}-MultiHeadSelfAttention",
+                            [f"{original}/{role}_layer"
+                             for role in ("query", "key", "value", "context_projection")])
+        names += _layer_norm(f"{ours}-FeedForward-Norm-0", f"{original}/LayerNorm_mlp_ln0")
+        names += _feed_forward(f"{ours}-FeedForward", f"{original}/intermediate",
+                               f"{original}/output")
+        names += _layer_norm(f"{ours}-FeedForward-Norm-1", f"{original}/LayerNorm_mlp_ln1")
     return names
+
+
+NAME_MAPS = {
+    "bert": bert_weight_names,
+    "roberta": bert_weight_names,
+    "nezha": bert_weight_names,
+    "roformer": bert_weight_names,
+    "roformer_v2": bert_weight_names,
+    "albert": albert_weight_names,
+    "albert_unshared": lambda layers: albert_weight_names(layers, shared=False),
+    "electra": electra_weight_names,
+    "gpt2": gpt2_weight_names,
+    "gpt2_ml": gpt2_ml_weight_names,
+}
+# Prefixes Hugging Face model classes put before the names above.
+HUGGING_FACE_PREFIXES = {
+    "bert": ("bert.",), "roberta": ("roberta.",), "nezha": ("nezha.",),
+    "roformer": ("roformer.",), "roformer_v2": ("roformer.",), "albert": ("albert.",),
+    "albert_unshared": ("albert.",), "electra": ("electra.",), "gpt2": ("transformer.",),
+    "gpt2_ml": (),
+}
+
+
+def weight_names(family, num_hidden_layers):
+    if family not in NAME_MAPS:
+        raise ValueError(f"No checkpoint name map for model {family!r}; families with one: "
+                         f"{sorted(NAME_MAPS)}.")
+    return NAME_MAPS[family](num_hidden_layers)
+
+
+def num_layers_of(model):
+    """How many Transformer blocks the model runs (ALBERT's one shared block counts once per
+    call)."""
+    pattern = re.compile(r"(Transformer-\d+|Transformer)-MultiHeadSelfAttention$")
+    # Functional models record each call of a shared layer as one inbound node.
+    return sum(len(layer._inbound_nodes) for layer in model.layers if pattern.match(layer.name))
 
 
 # Rows of these follow the vocabulary, so `keep_tokens` selects them.
 VOCABULARY_WEIGHTS = ("Embedding-Token/embeddings", "MLM-Bias/bias")
 # Heads a checkpoint may carry that our model leaves out on request; not worth a warning.
-OPTIONAL_HEADS = ("bert/pooler/", "cls/", "pooler.", "cls.")
+OPTIONAL_HEADS = ("bert/pooler/", "cls/", "pooler.", "cls.", "predictions.", "lm_head.",
+                  "discriminator_predictions", "generator", "sop_classifier.")

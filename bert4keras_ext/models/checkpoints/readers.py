@@ -35,8 +35,11 @@ class CheckpointReader:
     def get(self, name):
         return self._get(name)
 
-    def find(self, name):
-        """The stored name for `name`, allowing Hugging Face's prefixes and old names."""
+    def find(self, name, prefixes=("bert.",)):
+        """The stored name for `name`, allowing Hugging Face's model `prefixes` and old
+        LayerNorm names."""
+        if name is None:
+            return None
         if self.naming == "original":
             return name if name in self._names else None
         candidates = [name]
@@ -45,7 +48,7 @@ class CheckpointReader:
         elif name.endswith("LayerNorm.bias"):
             candidates.append(name[: -len("bias")] + "beta")
         for candidate in candidates:
-            for prefix in ("", "bert."):
+            for prefix in ("", *prefixes):
                 if prefix + candidate in self._names:
                     return prefix + candidate
         return None

@@ -1,0 +1,123 @@
+"""`build_transformer_model`: bert4keras's entry point, dispatching by family name."""
+import inspect
+import os
+
+from bert4keras_ext.models.albert import ALBERT, ALBERTUnshared
+from bert4keras_ext.models.bert import BERT
+from bert4keras_ext.models.checkpoints import load_checkpoint
+from bert4keras_ext.models.electra import ELECTRA
+from bert4keras_ext.models.gpt2 import GPT2, GPT2ML
+from bert4keras_ext.models.nezha import NEZHA
+from bert4keras_ext.models.roformer import RoFormer, RoFormerV2
+from bert4keras_ext.models.transformer import DEFAULTS, REQUIRED_KEYS, load_config
+
+FAMILIES = {
+    "bert": BERT,
+    "roberta": BERT,
+    "albert": ALBERT,
+    "albert_unshared": ALBERTUnshared,
+    "nezha": NEZHA,
+    "roformer": RoFormer,
+    "roformer_v2": RoFormerV2,
+    "electra": ELECTRA,
+    "gpt2": GPT2,
+    "gpt2_ml": GPT2ML,
+}
+MODELS = tuple(FAMILIES)
+
+
+def build_transformer_model(
+    config,
+    checkpoint_path=None,
+    model="bert",
+    application=None,
+    keep_tokens=None,
+    name=None,
+    **options,
+):
+    """Builds a Transformer of family `model` from a config dict or a `bert_config.json` path.
+
+    Inputs are `[token_ids, segment_ids]` (int, `[batch, length]`, token 0 is padding; GPT-2
+    families take `token_ids` alone), plus the condition input when `layer_norm_cond` is a
+    size. The attention mask is made inside the graph from the inputs: padding only for
+    'encoder', causal for 'lm', UNILM seq2seq for 'unilm'.
+
+    Outputs follow bert4keras: the sequence output alone; with `with_pool` the pooled `[CLS]`
+    vector; with `with_mlm` the MLM head's output; with both, `[pooled, mlm]`. GPT-2 families
+    output the next-token distribution, ELECTRA its replaced-token head with
+    `with_discriminator`.
+
+    Example:
+    ```python
+    config = dict(vocab_size=100, hidden_size=64, num_hidden_layers=2,
+                  num_attention_heads=4, intermediate_size=128)
+    model = build_transformer_model(config, application="unilm", with_mlm="linear")
+    logits = model([token_ids, segment_ids])  # (batch, length, 100)
+    ```
+
+    Pretrained weights: `checkpoint_path` is the family's original TF checkpoint prefix
+    (`bert_model.ckpt`, `albert_model.ckpt`, ...), a Hugging Face `.safetensors` file or our own
+    `.weights.h5`; weights are mapped by name (`models.checkpoints`). `keep_tokens` (from
+    `tokenizers.load_vocab(..., simplified=True)`) keeps only those vocabulary rows.
+
+    Args:
+        config: dict or JSON path with vocab_size, hidden_size, num_hidden_layers,
+            num_attention_heads, intermediate_size and optionally hidden_act,
+            max_position_embeddings, type_vocab_size, hidden_dropout_prob,
+            attention_probs_dropout_prob, embedding_size, layer_norm_eps, initializer_range.
+        checkpoint_path: pretrained weights to load, or None.
+        model: one of `MODELS`: 'bert', 'roberta' (BERT's graph), 'albert' (one shared block,
+            factorized embeddings), 'albert_unshared', 'nezha' (functional relative positions),
+            'roformer' (rotary positions), 'roformer_v2' (rotary, no biases, parameter-free
+            RMSNorm), 'electra' (discriminator), 'gpt2', 'gpt2_ml' (causal LMs).
+        application: 'encoder', 'lm' or 'unilm' (default: 'encoder'; 'lm' for GPT-2 families).
+        keep_tokens: vocabulary ids to keep from the checkpoint (sets `vocab_size`).
+        name: the model's name (default: `model`).
+        **options: the family builder's arguments (`with_mlm`: False, True (probabilities) or
+            'linear' (logits), the MLM head tied to the token embeddings; `with_pool`;
+            `normalization`: 'softmax', 'softmax_plus', 'taylor_softmax' or 'performer';
+            `layer_norm_cond`, `layer_norm_cond_hidden_size`, `layer_norm_cond_hidden_act`,
+            `additional_input_layers` for Conditional LayerNorm; `sequence_length` for static
+            shapes; `with_discriminator` for ELECTRA; `final_activation` for GPT-2 families),
+            or config entries to replace, e.g. `hidden_dropout_prob=0.0`.
+    """
+    if model not in FAMILIES:
+        raise ValueError(f"`model` must be one of {MODELS}; received {model!r}.")
+    family = FAMILIES[model]
+    config = dict(load_config(config))
+    overrides = {key: options.pop(key) for key in list(options)
+                 if key in REQUIRED_KEYS or key in DEFAULTS}
+    config.update(overrides)
+    if keep_tokens is not None:
+        config["vocab_size"] = len(keep_tokens)
+    config = load_config(config)
+    unknown = sorted(set(options) - _arguments_of(family))
+    if unknown:
+        raise TypeError(
+            f"build_transformer_model(model={model!r}) got unknown arguments {unknown}; it "
+            f"accepts {sorted(_arguments_of(family) - {'config', 'self', 'options'})} and the "
+            f"config entries {sorted(REQUIRED_KEYS + tuple(DEFAULTS))}."
+        )
+    builder = family(config, application=application or family.applications[0],
+                     name=name or model, **options)
+    transformer = builder.build()
+    if checkpoint_path is not None:
+        load_pretrained(transformer, checkpoint_path, keep_tokens, model)
+    return transformer
+
+
+def _arguments_of(family):
+    """Keyword arguments a family's builder takes (its own and the shared builder's)."""
+    return {name for cls in family.__mro__ if "__init__" in vars(cls)
+            for name in inspect.signature(cls.__init__).parameters}
+
+
+def load_pretrained(model, checkpoint_path, keep_tokens=None, family="bert"):
+    """Loads weights by format: our `.h5` / `.weights.h5`, else a `family` checkpoint by name."""
+    path = str(checkpoint_path)
+    if path.endswith(".h5"):
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"Checkpoint file not found: {path}")
+        model.load_weights(path)
+        return None
+    return load_checkpoint(model, path, keep_tokens, family)

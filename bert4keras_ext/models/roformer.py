@@ -1,0 +1,40 @@
+"""RoFormer ("RoFormer: Enhanced Transformer with Rotary Position Embedding",
+https://arxiv.org/abs/2104.09864) and RoFormer-V2 (post "RoFormerV2：自然语言理解的极限探索",
+https://kexue.fm/archives/8998).
+
+RoFormer is BERT without a position table, with rotary positions in every attention layer.
+RoFormer-V2 also drops every bias and every LayerNorm parameter (parameter-free RMSNorm,
+applied after dropout at the embeddings), and its MLM head is the tied embedding alone.
+"""
+from bert4keras_ext.models.transformer import Transformer
+
+
+class RoFormer(Transformer):
+    position_scheme = "rotary"
+
+
+class RoFormerV2(RoFormer):
+    use_bias = False
+
+    def layer_norm(self, x, name, **options):
+        if self.cond is not None:
+            raise ValueError("RoFormer-V2's norms have no parameters to condition: "
+                             "layer_norm_cond is not supported for model='roformer_v2'.")
+        return super().layer_norm(x, name, zero_mean=False, center=False, scale=False,
+                                  **options)
+
+    def embeddings(self, inputs):
+        x = self.dropout(self.token_and_segment(inputs), self.config["hidden_dropout_prob"],
+                         "Embedding-Dropout")
+        return self.embedding_mapping(self.layer_norm(x, "Embedding-Norm"))
+
+    def heads(self, x):
+        if self.with_pool:
+            raise ValueError("model='roformer_v2' has no pooler; with_pool is not supported.")
+        if not self.with_mlm:
+            return x
+        if self.embedding_size != self.hidden_size:
+            x = self.dense(x, self.embedding_size, "Output-Mapping")
+        x = self.dropout(x, self.config["hidden_dropout_prob"], "Output-MLM-Dropout")
+        logits = self.token_embedding()(x, mode="dense")
+        return self.output_activation(logits, self.with_mlm, "Output-MLM-Activation")

@@ -1,0 +1,294 @@
+"""The shared Transformer builder: BERT's graph, with one method per part a family may change.
+
+`Transformer.build()` makes a functional Keras model in this order: inputs, attention mask,
+embeddings, `num_hidden_layers` blocks, output heads. The base class lays out BERT ("BERT:
+Pre-training of Deep Bidirectional Transformers for Language Understanding",
+https://arxiv.org/abs/1810.04805): token + segment + position embeddings, LayerNorm, and
+post-LayerNorm blocks (attention -> add -> norm -> feed-forward -> add -> norm), with optional
+pooler and MLM heads. A family (`models/albert.py`, `nezha.py`, `roformer.py`, `electra.py`,
+`gpt2.py`) overrides only the methods where its graph differs.
+
+Layers are created through `self.layer(cls, name, ...)`, which returns the existing layer when
+the name was used before: ALBERT's shared blocks are the same names at every depth. Layer names
+follow bert4keras ('Embedding-Token', 'Transformer-0-MultiHeadSelfAttention', 'MLM-Norm', ...),
+so checkpoint name maps (`models.checkpoints.name_maps`) address weights by layer name.
+"""
+import json
+import os
+
+import keras
+
+from bert4keras_ext import activations, masks
+from bert4keras_ext.layers import (
+    AttentionMask,
+    BiasAdd,
+    Embedding,
+    FeedForward,
+    LayerNormalization,
+    MultiHeadAttention,
+    PerformerAttention,
+    PositionEmbedding,
+)
+
+REQUIRED_KEYS = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+)
+DEFAULTS = {
+    "hidden_act": "gelu",
+    "max_position_embeddings": 512,
+    "type_vocab_size": 2,
+    "hidden_dropout_prob": 0.1,
+    "attention_probs_dropout_prob": 0.1,
+    "embedding_size": None,
+    "layer_norm_eps": 1e-12,
+    "initializer_range": 0.02,
+}
+
+
+def load_config(config):
+    """A model config from a dict or a JSON file path, with defaults filled in and checked."""
+    if isinstance(config, (str, os.PathLike)):
+        if not os.path.exists(config):
+            raise FileNotFoundError(f"`config` file not found: {config}")
+        with open(config, encoding="utf-8") as file:
+            config = json.load(file)
+    if not isinstance(config, dict):
+        raise TypeError(f"`config` must be a dict or a JSON path; received {type(config)}.")
+    missing = [key for key in REQUIRED_KEYS if key not in config]
+    if missing:
+        raise ValueError(f"The model config lacks required keys {missing}.")
+    config = {**DEFAULTS, **config}
+    if config["hidden_size"] % config["num_attention_heads"]:
+        raise ValueError(
+            f"`hidden_size` ({config['hidden_size']}) must be divisible by "
+            f"`num_attention_heads` ({config['num_attention_heads']})."
+        )
+    return config
+
+
+class Transformer:
+    """Builds one family's graph; see the module docstring for the order and the hooks.
+
+    Class attributes a family sets:
+        position_scheme: None (a learned position table at the embeddings), 'rotary' or
+            'functional_relative' (inside attention, no table).
+        segments: whether the model takes segment ids as its second input.
+        applications: the `application` values the family accepts (the first is the default).
+        use_bias: whether projections and feed-forward layers have biases.
+    """
+
+    position_scheme = None
+    segments = True
+    applications = masks.APPLICATIONS
+    use_bias = True
+
+    def __init__(
+        self,
+        config,
+        application="encoder",
+        with_mlm=False,
+        with_pool=False,
+        normalization="softmax",
+        layer_norm_cond=None,
+        layer_norm_cond_hidden_size=None,
+        layer_norm_cond_hidden_act="linear",
+        additional_input_layers=None,
+        sequence_length=None,
+        name=None,
+    ):
+        if application not in self.applications:
+            raise ValueError(
+                f"`application` must be one of {self.applications} for "
+                f"{type(self).__name__}; received {application!r}."
+            )
+        if normalization == "performer" and application == "unilm":
+            # Linear attention cannot apply a mask matrix; UNILM's mask has no linear form.
+            raise ValueError("normalization='performer' supports application 'encoder' or 'lm'; "
+                             "UNILM's attention mask cannot be linearized.")
+        self.config = config
+        self.application = application
+        self.with_mlm = with_mlm
+        self.with_pool = with_pool
+        self.normalization = normalization
+        self.layer_norm_cond = (layer_norm_cond, layer_norm_cond_hidden_size,
+                                layer_norm_cond_hidden_act, additional_input_layers)
+        self.sequence_length = sequence_length
+        self.name = name
+        self.hidden_size = config["hidden_size"]
+        self.embedding_size = config["embedding_size"] or self.hidden_size
+        self.initializer = keras.initializers.TruncatedNormal(
+            stddev=config["initializer_range"])
+        self._layers = {}
+
+    # Building blocks.
+    def layer(self, cls, name, **kwargs):
+        """The layer called `name`, created on first use (so equal names share weights)."""
+        if name not in self._layers:
+            self._layers[name] = cls(name=name, **kwargs)
+        return self._layers[name]
+
+    def layer_norm(self, x, name, **options):
+        options.setdefault("epsilon", self.config["layer_norm_eps"])
+        norm = self.layer(LayerNormalization, name, conditional=self.cond is not None, **options)
+        return norm(x if self.cond is None else [x, self.cond])
+
+    def dropout(self, x, rate, name):
+        return self.layer(keras.layers.Dropout, name, rate=rate)(x) if rate else x
+
+    def dense(self, x, units, name, **options):
+        options.setdefault("use_bias", self.use_bias)
+        return self.layer(keras.layers.Dense, name, units=units,
+                          kernel_initializer=self.initializer, **options)(x)
+
+    def token_embedding(self):
+        return self.layer(Embedding, "Embedding-Token", input_dim=self.config["vocab_size"],
+                          output_dim=self.embedding_size,
+                          embeddings_initializer=self.initializer)
+
+    def block_prefix(self, index):
+        return f"Transformer-{index}"
+
+    # The graph, part by part.
+    def build(self):
+        """The functional `keras.Model`."""
+        inputs = self.inputs()
+        self.cond, cond_inputs = self.condition()
+        self.attention_arguments = self.attention_mask(inputs)
+        x = self.embeddings(inputs)
+        for index in range(self.config["num_hidden_layers"]):
+            x = self.block(x, index)
+        outputs = self.heads(x)
+        return keras.Model(inputs + cond_inputs, outputs, name=self.name)
+
+    def inputs(self):
+        shape = (self.sequence_length,)
+        inputs = [keras.Input(shape, dtype="int32", name="Input-Token")]
+        if self.segments:
+            inputs.append(keras.Input(shape, dtype="int32", name="Input-Segment"))
+        return inputs
+
+    def condition(self):
+        """The (possibly projected) LayerNorm condition and the model inputs it needs."""
+        cond, hidden_size, hidden_act, additional_input_layers = self.layer_norm_cond
+        if cond is None:
+            return None, []
+        if isinstance(cond, int):
+            cond = keras.Input((cond,), name="Input-LayerNorm-Condition")
+            cond_inputs = [cond]
+        elif additional_input_layers is not None:
+            cond_inputs = list(additional_input_layers)
+        elif isinstance(cond._keras_history.operation, keras.layers.InputLayer):
+            cond_inputs = [cond]
+        else:
+            raise ValueError(
+                "`layer_norm_cond` is computed from other inputs: pass them as "
+                "`additional_input_layers`."
+            )
+        if hidden_size:
+            cond = keras.layers.Dense(
+                hidden_size, activation=hidden_act, use_bias=False,
+                kernel_initializer=self.initializer, name="LayerNorm-Condition",
+            )(cond)
+        return cond, cond_inputs
+
+    def attention_mask(self, inputs):
+        """Keyword arguments of every self-attention call."""
+        if self.normalization == "performer":
+            # Keys are masked through Keras masks; the causal order is built into the layer.
+            padding = keras.ops.not_equal(inputs[0], 0)
+            return {"mask": [padding, None, padding]}
+        mask = self.layer(AttentionMask, "Attention-Mask", application=self.application)
+        return {"attention_mask": mask(inputs if self.segments else inputs[0])}
+
+    def token_and_segment(self, inputs):
+        x = self.token_embedding()(inputs[0])
+        if not (self.segments and self.config["type_vocab_size"]):
+            return x
+        segments = self.layer(
+            Embedding, "Embedding-Segment", input_dim=self.config["type_vocab_size"],
+            output_dim=self.embedding_size, embeddings_initializer=self.initializer,
+            one_hot_lookup=True,
+        )(inputs[1])
+        return self.layer(keras.layers.Add, "Embedding-Token-Segment")([x, segments])
+
+    def embeddings(self, inputs):
+        x = self.token_and_segment(inputs)
+        if self.position_scheme is None:
+            x = self.position_embedding(x)
+        x = self.layer_norm(x, "Embedding-Norm")
+        x = self.dropout(x, self.config["hidden_dropout_prob"], "Embedding-Dropout")
+        return self.embedding_mapping(x)
+
+    def position_embedding(self, x):
+        return self.layer(
+            PositionEmbedding, "Embedding-Position",
+            input_dim=self.config["max_position_embeddings"], output_dim=self.embedding_size,
+            embeddings_initializer=self.initializer,
+        )(x)
+
+    def embedding_mapping(self, x):
+        if self.embedding_size == self.hidden_size:
+            return x
+        return self.dense(x, self.hidden_size, "Embedding-Mapping")
+
+    def attention(self, x, name):
+        heads = self.config["num_attention_heads"]
+        if self.normalization == "performer":
+            cls, options = PerformerAttention, {"causal": self.application == "lm"}
+        else:
+            cls, options = MultiHeadAttention, {"normalization": self.normalization}
+        layer = self.layer(
+            cls, name, heads=heads, head_size=self.hidden_size // heads,
+            out_dim=self.hidden_size, use_bias=self.use_bias,
+            position_scheme=self.position_scheme,
+            attention_dropout=self.config["attention_probs_dropout_prob"],
+            kernel_initializer=self.initializer, **options,
+        )
+        return layer([x, x, x], **self.attention_arguments)
+
+    def feed_forward(self, x, name):
+        return self.layer(
+            FeedForward, name, units=self.config["intermediate_size"],
+            activation=self.config["hidden_act"], use_bias=self.use_bias,
+            kernel_initializer=self.initializer,
+        )(x)
+
+    def residual(self, x, y, name):
+        """Dropout on the branch `y`, then `x + y` (post-LayerNorm blocks normalize after)."""
+        y = self.dropout(y, self.config["hidden_dropout_prob"], f"{name}-Dropout")
+        return self.layer(keras.layers.Add, f"{name}-Add")([x, y])
+
+    def block(self, x, index):
+        """Post-LayerNorm: attention -> add -> norm -> feed-forward -> add -> norm."""
+        name = f"{self.block_prefix(index)}-MultiHeadSelfAttention"
+        x = self.layer_norm(self.residual(x, self.attention(x, name), name), f"{name}-Norm")
+        name = f"{self.block_prefix(index)}-FeedForward"
+        return self.layer_norm(self.residual(x, self.feed_forward(x, name), name), f"{name}-Norm")
+
+    def heads(self, x):
+        """bert4keras's outputs: the sequence alone; the pooled `[CLS]` vector with
+        `with_pool`; the MLM output with `with_mlm`; `[pooled, mlm]` with both."""
+        outputs = [x]
+        if self.with_pool:
+            activation = "tanh" if self.with_pool is True else self.with_pool
+            outputs.append(self.dense(x[:, 0], self.hidden_size, "Pooler-Dense",
+                                      activation=activation))
+        if self.with_mlm:
+            y = self.dense(x, self.embedding_size, "MLM-Dense",
+                           activation=activations.get(self.config["hidden_act"]))
+            y = self.layer_norm(y, "MLM-Norm")
+            y = self.layer(BiasAdd, "MLM-Bias")(self.token_embedding()(y, mode="dense"))
+            outputs.append(self.output_activation(y, self.with_mlm, "MLM-Activation"))
+        if len(outputs) == 1:
+            return outputs[0]
+        return outputs[1] if len(outputs) == 2 else outputs[1:]
+
+    def output_activation(self, logits, activation, name):
+        """`True` means softmax; float32 so probabilities stay accurate under mixed precision."""
+        activation = "softmax" if activation is True else activation
+        return self.layer(keras.layers.Activation, name, activation=activation,
+                          dtype="float32")(logits)
