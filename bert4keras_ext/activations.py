@@ -25,8 +25,9 @@ def gelu_sigmoid(x):
     return x * ops.sigmoid(1.702 * x)
 
 
+# 'gelu_new' and 'gelu_pytorch_tanh' are Hugging Face's names of the tanh form.
 NAMED = {"gelu": gelu_erf, "gelu_erf": gelu_erf, "gelu_tanh": gelu_tanh,
-         "gelu_sigmoid": gelu_sigmoid}
+         "gelu_new": gelu_tanh, "gelu_pytorch_tanh": gelu_tanh, "gelu_sigmoid": gelu_sigmoid}
 
 
 def get(identifier):

@@ -49,8 +49,20 @@ DEFAULTS = {
 }
 
 
+# Hugging Face GPT-2 config.json keys -> ours.
+GPT2_KEYS = {"n_embd": "hidden_size", "n_layer": "num_hidden_layers",
+             "n_head": "num_attention_heads", "n_positions": "max_position_embeddings",
+             "n_inner": "intermediate_size", "activation_function": "hidden_act",
+             "layer_norm_epsilon": "layer_norm_eps", "resid_pdrop": "hidden_dropout_prob",
+             "attn_pdrop": "attention_probs_dropout_prob"}
+
+
 def load_config(config):
-    """A model config from a dict or a JSON file path, with defaults filled in and checked."""
+    """A model config from a dict or a JSON file path, with defaults filled in and checked.
+
+    BERT-style keys (`bert_config.json`, and Hugging Face's config.json of BERT, ALBERT,
+    ELECTRA, RoFormer) are read as they are; GPT-2's (`n_embd`, `n_layer`, ...) are renamed.
+    """
     if isinstance(config, (str, os.PathLike)):
         if not os.path.exists(config):
             raise FileNotFoundError(f"`config` file not found: {config}")
@@ -58,6 +70,11 @@ def load_config(config):
             config = json.load(file)
     if not isinstance(config, dict):
         raise TypeError(f"`config` must be a dict or a JSON path; received {type(config)}.")
+    if "n_embd" in config:
+        config = {GPT2_KEYS.get(key, key): value for key, value in config.items()}
+        if config.get("intermediate_size") is None:
+            config["intermediate_size"] = 4 * config["hidden_size"]
+        config.setdefault("type_vocab_size", 0)
     missing = [key for key in REQUIRED_KEYS if key not in config]
     if missing:
         raise ValueError(f"The model config lacks required keys {missing}.")

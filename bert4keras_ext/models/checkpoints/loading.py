@@ -109,5 +109,6 @@ def _expected_unused(name, prefixes):
         if name.startswith(prefix):
             name = name[len(prefix):]
     return name.startswith(OPTIONAL_HEADS) or name.endswith(
-        ("adam_m", "adam_v", "global_step", "position_ids", "masked_bias", "attn.bias")
+        ("adam_m", "adam_v", "global_step", "position_ids", "masked_bias", "attn.bias",
+                         "embed_positions.weight")
     )
