@@ -270,8 +270,9 @@ class CachedGenerator(AutoRegressiveDecoder):
     """Fast decoding for `build_transformer_model(application='lm' | 'unilm', with_mlm=...)`.
 
     Inputs are `[token_ids, segment_ids]` of the prompts (`[CLS] source [SEP]` for UNILM; any
-    prefix for an LM), right-padded with 0 in a batch, followed by the model's other inputs (the
-    condition of a Conditional LayerNorm model, one row per prompt). The prompt is encoded once
+    prefix for an LM; `[token_ids]` alone for GPT-2 families), right-padded with 0 in a batch,
+    followed by the model's other inputs (the condition of a Conditional LayerNorm model, one
+    row per prompt). The prompt is encoded once
     (for UNILM bidirectionally) into a key/value cache per attention call; each step runs only
     the new token at its true position (segment 1 for UNILM, 0 for an LM) against the cache.
 
@@ -312,6 +313,8 @@ class CachedGenerator(AutoRegressiveDecoder):
                              "distribution, ending in a softmax or linear Activation "
                              "(build it with `with_mlm`).")
         self.model = model
+        # GPT-2 families take token ids alone; the others token and segment ids.
+        self.id_inputs = 2 if any(x.name == "Input-Segment" for x in model.inputs) else 1
         self.new_segment = 1 if self.application == "unilm" else 0
         self._prefill = _compile(self._prefill_graph, model)
         self._step = _compile(self._step_graph, model)
@@ -328,9 +331,9 @@ class CachedGenerator(AutoRegressiveDecoder):
         # the compiled step is not rebuilt as hypotheses finish; padded rows are dropped.
         count = len(output_ids)
         if states is None:
-            token_ids, segment_ids = (np.asarray(x, "int32") for x in inputs[:2])
-            extras = [np.asarray(x) for x in inputs[2:]]
-            logits, *states = self._prefill(token_ids, segment_ids, *extras)
+            ids = [np.asarray(x, "int32") for x in inputs[:self.id_inputs]]
+            extras = [np.asarray(x) for x in inputs[self.id_inputs:]]
+            logits, *states = self._prefill(*ids, *extras)
             self._rows = 0
         else:
             pending, *state = states
@@ -348,10 +351,11 @@ class CachedGenerator(AutoRegressiveDecoder):
         pending, *state = states
         return [pending[np.asarray(rows)], *state]
 
-    def _run_model(self, inputs, visible, positions, caches, cache_index):
+    def _run_model(self, inputs, visible, positions, key_positions, caches, cache_index):
         """The model's graph on `inputs` with attention over `caches` (None: new, empty ones
-        of the prompt length plus `maxlen`). Returns logits [rows, length, vocab] and the
-        updated caches, in the order of the attention calls."""
+        of the prompt length plus `maxlen`) whose rows hold tokens at `key_positions`. Returns
+        logits [rows, length, vocab] and the updated caches, in the order of the attention
+        calls."""
         rows, length = ops.shape(inputs[0])
         new_caches = []
 
@@ -370,7 +374,8 @@ class CachedGenerator(AutoRegressiveDecoder):
                 else:
                     cache = caches[len(new_caches)]
                 output, cache = operation(*args, cache=cache, cache_index=cache_index,
-                                          positions=positions, **kwargs)
+                                          positions=positions, key_positions=key_positions,
+                                          **kwargs)
                 new_caches.append(cache)
                 return output
             return operation(*args, **kwargs)
@@ -381,35 +386,45 @@ class CachedGenerator(AutoRegressiveDecoder):
             (logits,) = logits
         return ops.cast(logits, "float32"), new_caches
 
-    def _prefill_graph(self, token_ids, segment_ids, *extras):
+    def _prefill_graph(self, token_ids, *rest):
+        segment_ids = rest[0] if self.id_inputs == 2 else None
         valid = ops.not_equal(token_ids, 0)
         visible = masks.attention_mask(self.application, token_ids, segment_ids)
         room = [(0, 0), (0, 0), (0, 0), (0, self.maxlen)]
-        logits, caches = self._run_model([token_ids, segment_ids, *extras],
-                                         ops.pad(visible, room), None, None, 0)
+        rows, length = ops.shape(token_ids)
+        # Prompt tokens sit at their positions; step t writes slot `length + t` (see _step_graph).
+        key_positions = ops.broadcast_to(
+            ops.pad(ops.arange(length, dtype="int32")[None], [(0, 0), (0, self.maxlen)]),
+            (rows, length + self.maxlen))
+        logits, caches = self._run_model([token_ids, *rest], ops.pad(visible, room), None,
+                                         key_positions, None, 0)
         lengths = ops.sum(ops.cast(valid, "int32"), axis=1)
         last = ops.take_along_axis(logits, (lengths - 1)[:, None, None], axis=1)[:, 0]
         cache_valid = ops.pad(valid, [(0, 0), (0, self.maxlen)])
-        index = ops.convert_to_tensor(ops.shape(token_ids)[1], "int32")
-        return (last, cache_valid, lengths, index, *extras,
+        index = ops.convert_to_tensor(length, "int32")
+        extras = rest[self.id_inputs - 1:]
+        return (last, cache_valid, key_positions, lengths, index, *extras,
                 *(tensor for cache in caches for tensor in cache))
 
-    def _step_graph(self, tokens, rows, cache_valid, lengths, index, *state):
+    def _step_graph(self, tokens, rows, cache_valid, key_positions, lengths, index, *state):
         # Reorder the hypotheses first (beam search picks new parents every step).
-        extras = len(self.model.inputs) - 2
-        cache_valid, lengths, *state = [
-            ops.take(tensor, rows, axis=0) for tensor in (cache_valid, lengths, *state)]
-        cache_valid = ops.logical_or(
-            cache_valid, ops.one_hot(index, ops.shape(cache_valid)[1], dtype="bool")[None]
-        )
-        segments = ops.full_like(tokens, self.new_segment)
+        extras = len(self.model.inputs) - self.id_inputs
+        cache_valid, key_positions, lengths, *state = [
+            ops.take(tensor, rows, axis=0)
+            for tensor in (cache_valid, key_positions, lengths, *state)]
+        new_slot = ops.one_hot(index, ops.shape(cache_valid)[1], dtype="bool")[None]
+        cache_valid = ops.logical_or(cache_valid, new_slot)
+        key_positions = ops.where(new_slot, lengths[:, None], key_positions)
+        ids = [tokens[:, None]]
+        if self.id_inputs == 2:
+            ids.append(ops.full_like(tokens, self.new_segment)[:, None])
         caches = list(zip(state[extras::2], state[extras + 1::2]))
         logits, caches = self._run_model(
-            [tokens[:, None], segments[:, None], *state[:extras]],
-            cache_valid[:, None, None, :], lengths[:, None], caches, index,
+            [*ids, *state[:extras]], cache_valid[:, None, None, :], lengths[:, None],
+            key_positions, caches, index,
         )
-        return (logits[:, 0], cache_valid, lengths + 1, index + 1, *state[:extras],
-                *(tensor for cache in caches for tensor in cache))
+        return (logits[:, 0], cache_valid, key_positions, lengths + 1, index + 1,
+                *state[:extras], *(tensor for cache in caches for tensor in cache))
 
 
 def _compile(function, model):

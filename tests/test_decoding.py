@@ -25,6 +25,8 @@ def tiny_model(application, vocab_size=30, seed=0, model="bert", condition_size=
     config = dict(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2,
                   num_attention_heads=4, intermediate_size=64, hidden_dropout_prob=0.0,
                   attention_probs_dropout_prob=0.0, initializer_range=0.5)
+    if model.startswith("gpt2"):
+        return build_transformer_model(config, model=model, final_activation="linear")
     return build_transformer_model(config, model=model, application=application,
                                    with_mlm="linear", layer_norm_cond=condition_size)
 
@@ -38,10 +40,14 @@ class Uncached(AutoRegressiveDecoder):
 
     @AutoRegressiveDecoder.wraps(default_rtype="logits")
     def predict(self, inputs, output_ids, states):
-        token_ids, segment_ids, *extras = inputs
-        token_ids = np.concatenate([token_ids, output_ids], axis=1)
-        segment_ids = np.concatenate([segment_ids, np.full_like(output_ids, self.segment)], 1)
-        logits = np.array(self.model([token_ids, segment_ids, *extras])[:, -1], dtype="float64")
+        if len(self.model.inputs) == 1:  # GPT-2 families: token ids alone
+            ids = [np.concatenate([inputs[0], output_ids], axis=1)]
+            extras = []
+        else:
+            token_ids, segment_ids, *extras = inputs
+            ids = [np.concatenate([token_ids, output_ids], axis=1),
+                   np.concatenate([segment_ids, np.full_like(output_ids, self.segment)], 1)]
+        logits = np.array(self.model([*ids, *extras])[:, -1], dtype="float64")
         logits[:, 0] = -np.inf
         return logits
 
@@ -49,12 +55,16 @@ class Uncached(AutoRegressiveDecoder):
 PROMPTS = [np.array([1, 5, 6, 7, 2]), np.array([1, 8, 2]), np.array([1, 9, 9, 4, 11, 3, 2])]
 
 
-@pytest.mark.parametrize("application", ["unilm", "lm"])
-@pytest.mark.parametrize("family,condition_size", [("bert", None), ("roformer", None),
-                                                   ("bert", 6)])
-def test_cached_equals_uncached_greedy_and_beam_in_batches(application, family, condition_size):
-    """The generator runs the model's own graph with caches: learned or rotary positions, and
-    Conditional LayerNorm (the condition rows follow their hypotheses)."""
+@pytest.mark.parametrize("family,application,condition_size", [
+    ("bert", "unilm", None), ("bert", "lm", None), ("bert", "unilm", 6), ("bert", "lm", 6),
+    ("roformer", "unilm", None), ("roformer", "lm", None), ("roformer_v2", "unilm", None),
+    ("nezha", "unilm", None), ("nezha", "lm", 6), ("albert", "lm", None),
+    ("albert", "unilm", 6), ("gpt2", "lm", None), ("gpt2_ml", "lm", None),
+])
+def test_cached_equals_uncached_greedy_and_beam_in_batches(family, application, condition_size):
+    """The generator runs the model's own graph with caches for every decoder-capable family:
+    learned, rotary or relative positions, shared blocks (ALBERT), token-only inputs (GPT-2),
+    and Conditional LayerNorm (the condition rows follow their hypotheses)."""
     model = tiny_model(application, model=family, condition_size=condition_size)
     cached = CachedGenerator(model, end_id=END, maxlen=8)
     uncached = Uncached(model, 1 if application == "unilm" else 0, end_id=END, maxlen=8)
@@ -63,11 +73,13 @@ def test_cached_equals_uncached_greedy_and_beam_in_batches(application, family, 
     segment_ids = np.zeros_like(token_ids)
     extras = [] if condition_size is None else [
         np.random.default_rng(1).normal(size=(len(PROMPTS), condition_size)).astype("float32")]
+    ids = [token_ids] if family.startswith("gpt2") else [token_ids, segment_ids]
     for topk in (1, 3):
-        batch = cached.batch_beam_search([token_ids, segment_ids, *extras], topk)
+        batch = cached.batch_beam_search([*ids, *extras], topk)
         for index, (prompt, output) in enumerate(zip(PROMPTS, batch)):
             own = [extra[index] for extra in extras]
-            expected = uncached.beam_search([prompt, np.zeros_like(prompt), *own], topk)
+            prompt_ids = [prompt] if family.startswith("gpt2") else [prompt, np.zeros_like(prompt)]
+            expected = uncached.beam_search([*prompt_ids, *own], topk)
             np.testing.assert_array_equal(output, expected)
             assert len(output) > 0
 
