@@ -1,12 +1,13 @@
 """Milliseconds per generated token: cached beam search against the uncached decoder.
 
-A UNILM model (4 layers, hidden 256, 4 heads, vocab 8000); source of 192 tokens, beam 3, 64
-new tokens (`minlen = maxlen = 64`, so no early stop). The uncached path is an
+A model of 4 layers, hidden 256, 4 heads, vocab 8000: BERT as UNILM (default), NEZHA as UNILM
+(relative positions) or GPT-2 (causal LM; the source is its prompt); source of 192 tokens,
+beam 3, 64 new tokens (`minlen = maxlen = 64`, so no early stop). The uncached path is an
 `AutoRegressiveDecoder` whose `predict` re-runs the whole model on source + output each step
 (what bert4keras does); the cached path is `CachedGenerator`. Same model, same run; median of
 repetitions; both must return the same tokens.
 
-    python benchmarks/decoding.py [--repeats 3]
+    python benchmarks/decoding.py [--model bert|nezha|gpt2] [--repeats 3]
 """
 import argparse
 import os
@@ -30,28 +31,32 @@ class Uncached(AutoRegressiveDecoder):
 
     @AutoRegressiveDecoder.wraps(default_rtype="logits")
     def predict(self, inputs, output_ids, states):
-        token_ids, segment_ids = inputs
-        token_ids = np.concatenate([token_ids, output_ids], axis=1)
-        segment_ids = np.concatenate([segment_ids, np.ones_like(output_ids)], axis=1)
-        logits = np.array(self.model.predict_on_batch([token_ids, segment_ids])[:, -1],
-                          dtype="float64")
+        ids = [np.concatenate([inputs[0], output_ids], axis=1)]
+        if len(inputs) == 2:  # UNILM: the output is segment 1
+            ids.append(np.concatenate([inputs[1], np.ones_like(output_ids)], axis=1))
+        logits = np.array(self.model.predict_on_batch(ids)[:, -1], dtype="float64")
         logits[:, 0] = -np.inf  # as CachedGenerator: never the padding id
         return logits
 
 
 def main():
     parser = argparse.ArgumentParser(description="cached vs uncached decoding")
+    parser.add_argument("--model", default="bert", choices=("bert", "nezha", "gpt2"))
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
     keras.utils.set_random_seed(0)
     config = dict(vocab_size=8000, hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
                   intermediate_size=1024, max_position_embeddings=SOURCE + NEW)
-    model = build_transformer_model(config, application="unilm", with_mlm="linear")
+    if args.model == "gpt2":
+        model = build_transformer_model(config, model="gpt2", final_activation="linear")
+    else:
+        model = build_transformer_model(config, model=args.model, application="unilm",
+                                        with_mlm="linear")
     rng = np.random.default_rng(0)
     token_ids = rng.integers(5, 8000, size=SOURCE)
     token_ids[0], token_ids[-1] = 2, 3
-    inputs = [token_ids, np.zeros(SOURCE, "int64")]
+    inputs = [token_ids] if args.model == "gpt2" else [token_ids, np.zeros(SOURCE, "int64")]
     settings = dict(end_id=3, maxlen=NEW, minlen=NEW)
 
     cached = CachedGenerator(model, **settings)
@@ -62,7 +67,8 @@ def main():
     cached_seconds = median_seconds(lambda: cached.beam_search(inputs, BEAM), args.repeats, 0)
     uncached_seconds = median_seconds(lambda: uncached.beam_search(inputs, BEAM), args.repeats, 0)
     assert len(cached_ids) == NEW and np.array_equal(cached_ids, uncached_ids)
-    print(f"UNILM 4 layers / hidden 256 / vocab 8000, source {SOURCE}, beam {BEAM}, "
+    layout = "GPT-2 (causal LM)" if args.model == "gpt2" else f"{args.model} as UNILM"
+    print(f"{layout}, 4 layers / hidden 256 / vocab 8000, source {SOURCE}, beam {BEAM}, "
           f"{NEW} new tokens; median of {args.repeats} runs; identical outputs")
     print(f"uncached AutoRegressiveDecoder: {uncached_seconds / NEW * 1e3:8.1f} ms/token")
     print(f"cached CachedGenerator:         {cached_seconds / NEW * 1e3:8.1f} ms/token")

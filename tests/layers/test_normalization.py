@@ -129,3 +129,13 @@ def test_bad_condition_errors():
         LayerNormalization(conditional=True)([x, np.zeros((3, 4), "float32")])
     with pytest.raises(ValueError, match=r"called on `\[x, cond\]`"):
         LayerNormalization(conditional=True)(x)
+
+
+def test_rms_norm_without_mean_or_parameters():
+    """zero_mean=False, center=False, scale=False: x / sqrt(mean(x^2) + eps) (RoFormer-V2)."""
+    x = np.random.default_rng(0).normal(1.0, 2.0, size=(2, 3, 8)).astype("float32")
+    layer = LayerNormalization(zero_mean=False, center=False, scale=False, epsilon=1e-6)
+    expected = x / np.sqrt((x**2).mean(-1, keepdims=True) + 1e-6)
+    np.testing.assert_allclose(np.asarray(layer(x)), expected, atol=1e-5)
+    assert layer.weights == []
+    assert LayerNormalization.from_config(layer.get_config()).zero_mean is False

@@ -1,9 +1,10 @@
-"""Rotary positions: relative attention logits, norms kept, and a key cache that stays valid."""
+"""Position schemes: rotary (relative logits, norms kept), NEZHA's functional relative vectors
+(closed form, clipping), and a key cache that stays valid for both."""
 import numpy as np
 import pytest
 
 from bert4keras_ext.layers import MultiHeadAttention, PerformerAttention
-from bert4keras_ext.layers.position_schemes import rotary
+from bert4keras_ext.layers.position_schemes import functional_relative, rotary
 
 pytestmark = pytest.mark.backend_neutral
 
@@ -31,12 +32,30 @@ def test_rotary_logits_depend_only_on_the_position_difference():
                                [np.cos(1.0), np.sin(1.0)], atol=1e-6)
 
 
+def test_functional_relative_vectors_are_clipped_sinusoids_of_the_distance():
+    size = 6
+    vectors = np.asarray(functional_relative(np.array([[0, 3, 100]]), np.array([[0, 1, 2, 90]]),
+                                             size))
+    assert vectors.shape == (1, 3, 4, size)
+
+    def expected(distance):
+        row = np.clip(distance, -64, 64) + 64
+        angles = row / 10000.0 ** (np.arange(0, size, 2) / size)
+        return np.stack([np.sin(angles), np.cos(angles)], -1).reshape(size)
+
+    for i, query in enumerate((0, 3, 100)):
+        for j, key in enumerate((0, 1, 2, 90)):
+            np.testing.assert_allclose(vectors[0, i, j], expected(key - query), atol=1e-5)
+    # Beyond 64 apart, every distance shares the clipped row.
+    np.testing.assert_array_equal(vectors[0, 2, 0], vectors[0, 2, 1])
+
+
 def test_cached_calls_equal_one_causal_call():
     """Feeding tokens one at a time through the cache equals the full causal attention."""
     rng = np.random.default_rng(1)
     length, dim = 6, 16
     x = rng.normal(size=(2, length, dim)).astype("float32")
-    for scheme in (None, "rotary"):
+    for scheme in (None, "rotary", "functional_relative"):
         layer = MultiHeadAttention(2, 8, position_scheme=scheme)
         causal = np.tril(np.ones((length, length), bool))[None, None]
         expected = np.asarray(layer([x, x, x], attention_mask=causal))

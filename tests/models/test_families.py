@@ -163,3 +163,20 @@ def test_family_arguments_are_checked():
         build_transformer_model(config, model="electra", with_mlm=True)
     with pytest.raises(TypeError, match=r"unknown arguments \['with_discriminator'\]"):
         build_transformer_model(config, model="bert", with_discriminator=True)
+
+
+@pytest.mark.parametrize("family", sorted(HUGGING_FACE))
+def test_converter_writes_the_original_format(family, tmp_path):
+    """safetensors -> original TF checkpoint (CLI's `convert`) -> the same model outputs."""
+    from bert4keras_ext.models.checkpoints.convert import convert
+
+    directory = FIXTURES / f"hf_{family}"
+    written = convert(directory / "model.safetensors", str(tmp_path / "model.ckpt"), family)
+    assert written
+    direct = build_transformer_model(directory / "config.json", directory / "model.safetensors",
+                                     model=family, **HUGGING_FACE[family])
+    converted = build_transformer_model(directory / "config.json", str(tmp_path / "model.ckpt"),
+                                        model=family, **HUGGING_FACE[family])
+    for ours, theirs in zip(direct.weights, converted.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours),
+                                      keras.ops.convert_to_numpy(theirs))
