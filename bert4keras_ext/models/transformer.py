@@ -11,7 +11,7 @@ pooler and MLM heads. A family (`models/albert.py`, `nezha.py`, `roformer.py`, `
 Layers are created through `self.layer(cls, name, ...)`, which returns the existing layer when
 the name was used before: ALBERT's shared blocks are the same names at every depth. Layer names
 follow bert4keras ('Embedding-Token', 'Transformer-0-MultiHeadSelfAttention', 'MLM-Norm', ...),
-so checkpoint name maps (`models.checkpoints.name_maps`) address weights by layer name.
+so checkpoint name maps (`models.checkpoints.name_map`) address weights by layer name.
 """
 import json
 import os
