@@ -42,6 +42,9 @@ class PerformerAttention(MultiHeadAttention):
                  feature_seed=None, **kwargs):
         kwargs.pop("normalization", None)  # present in configs; always the softmax it approximates
         super().__init__(heads, head_size, **kwargs)
+        if self.position_scheme == "functional_relative":
+            raise ValueError("PerformerAttention cannot add relative position terms to "
+                             "logits it never forms; use position_scheme None or 'rotary'.")
         check_positive_int(num_random_features, "num_random_features")
         self.num_random_features = num_random_features
         self.causal = causal
@@ -72,7 +75,7 @@ class PerformerAttention(MultiHeadAttention):
                              "explicit-softmax model.")
         return super().call(inputs, mask=mask, training=training, **kwargs)
 
-    def attend(self, qw, kw, vw, visible=None, training=None):
+    def attend(self, qw, kw, vw, visible=None, training=None, relative=None):
         if self.attention_scale:  # exp(q.k / sqrt(d)): scale both sides by d^(-1/4)
             qw, kw = qw / self.key_size**0.25, kw / self.key_size**0.25
         q_features = performer.positive_features(qw, self.random_features, is_query=True)

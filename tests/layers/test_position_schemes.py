@@ -79,5 +79,7 @@ def test_cache_errors_name_the_argument():
         MultiHeadAttention(2, 4, position_scheme="alibi")
     with pytest.raises(ValueError, match="PerformerAttention"):
         MultiHeadAttention(2, 4, normalization="performer")
+    with pytest.raises(ValueError, match="relative position terms"):
+        PerformerAttention(2, 4, position_scheme="functional_relative")
     with pytest.raises(ValueError, match="no key/value cache"):
         PerformerAttention(2, 4)([x, x, x], cache=cache, cache_index=0)
