@@ -272,9 +272,10 @@ class CachedGenerator(AutoRegressiveDecoder):
     Inputs are `[token_ids, segment_ids]` of the prompts (`[CLS] source [SEP]` for UNILM; any
     prefix for an LM; `[token_ids]` alone for GPT-2 families), right-padded with 0 in a batch,
     followed by the model's other inputs (the condition of a Conditional LayerNorm model, one
-    row per prompt). The prompt is encoded once
-    (for UNILM bidirectionally) into a key/value cache per attention call; each step runs only
-    the new token at its true position (segment 1 for UNILM, 0 for an LM) against the cache.
+    row per prompt). The prompt is encoded once (for UNILM bidirectionally) into a key/value
+    cache per attention call; each step runs only the new token at its true position (segment
+    1 for UNILM, 0 for an LM) against the cache, whose slots keep their tokens' positions for
+    relative position schemes.
 
     The generator runs the model's own graph (`keras.Model` nodes in order): attention layers
     receive `cache=` and `cache_index=`, position layers the new tokens' positions, the

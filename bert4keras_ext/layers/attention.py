@@ -253,9 +253,9 @@ class MultiHeadAttention(keras.layers.Layer):
         if self.return_attention_scores or dropping or not fusable or relative is not None:
             logits = ops.cast(ops.einsum("bqhd,bkhd->bhqk", qw, kw), "float32")
             if relative is not None:
-                logits = logits + ops.einsum(
-                    self._relative_equation("bqhd,{}->bhqk", relative), ops.cast(qw, "float32"),
-                    self._relative_operand(relative))
+                subscripts, relative = self._relative_operand(relative)
+                logits = logits + ops.einsum(f"bqhd,{subscripts}->bhqk",
+                                             ops.cast(qw, "float32"), relative)
             logits = logits * scale
             if factor is not None:
                 logits = logits * factor
@@ -266,8 +266,8 @@ class MultiHeadAttention(keras.layers.Layer):
             output = ops.einsum("bhqk,bkhd->bqhd", ops.cast(dropped, vw.dtype), vw)
             if relative is not None:
                 output = output + ops.cast(ops.einsum(
-                    self._relative_equation("bhqk,{}->bqhd", relative),
-                    ops.cast(dropped, "float32"), self._relative_operand(relative)), output.dtype)
+                    f"bhqk,{subscripts}->bqhd", ops.cast(dropped, "float32"), relative),
+                    output.dtype)
         else:
             if factor is not None:
                 # [B, H, Q, 1] -> [B, Q, H, 1], the query's layout.
@@ -277,14 +277,10 @@ class MultiHeadAttention(keras.layers.Layer):
         return self._merge_heads(output, visible, q_len), probs
 
     @staticmethod
-    def _relative_equation(pattern, relative):
-        # One set of relative vectors for the whole batch has no batch axis in the einsum
-        # (TensorFlow's einsum does not broadcast a batch of 1).
-        return pattern.format("qkd" if relative.shape[0] == 1 else "bqkd")
-
-    @staticmethod
     def _relative_operand(relative):
-        return relative[0] if relative.shape[0] == 1 else relative
+        """Einsum subscripts and operand for `relative`: one set of vectors for the whole batch
+        drops its batch axis (TensorFlow's einsum does not broadcast a batch of 1)."""
+        return ("qkd", relative[0]) if relative.shape[0] == 1 else ("bqkd", relative)
 
     @staticmethod
     def _zero_rows_without_keys(probs, visible):

@@ -7,7 +7,8 @@ from bert4keras_ext import masks
 @keras.saving.register_keras_serializable(package="bert4keras_ext")
 class AttentionMask(keras.layers.Layer):
     """Called on `[token_ids, segment_ids]` (or `token_ids` alone when the model has no
-    segments and the application is not 'unilm'); returns `masks.attention_mask(application, ...)`.
+    segments and the application is not 'unilm'); returns
+    `masks.attention_mask(application, ...)`.
 
     Keeps the mask a symbolic function of the inputs, so functional models stay static-shape
     and serializable.

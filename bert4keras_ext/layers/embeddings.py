@@ -1,8 +1,8 @@
 """Token embeddings with a tied output projection, and learned or sinusoidal positions."""
-import math
-
 import keras
 from keras import ops
+
+from bert4keras_ext.layers.position_schemes import sinusoids
 
 MERGE_MODES = ("add", "mul", "zero", "concat")
 
@@ -224,11 +224,5 @@ class SinusoidalPositionEmbedding(PositionEmbeddingBase):
 
     def call(self, inputs, position_ids=None):
         inputs, position_ids = self._split(inputs, position_ids)
-        frequencies = ops.exp(
-            ops.arange(self.output_dim // 2, dtype="float32")
-            * (-2.0 * math.log(10000.0) / self.output_dim)
-        )
-        angles = ops.cast(position_ids, "float32")[..., None] * frequencies
-        pairs = ops.stack([ops.sin(angles), ops.cos(angles)], axis=-1)
-        embeddings = ops.reshape(pairs, (*ops.shape(angles)[:-1], self.output_dim))
+        embeddings = sinusoids(position_ids, self.output_dim)
         return merge_positions(inputs, embeddings, self.merge_mode)

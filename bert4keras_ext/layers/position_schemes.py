@@ -37,6 +37,20 @@ def check_position_scheme(position_scheme):
         )
 
 
+def frequencies(size, base=10000.0):
+    """`theta_i = base^(-2i / size)` for each feature pair `i` (float32, `ceil(size / 2)`)."""
+    return ops.exp(ops.arange(0, size, 2, dtype="float32") * (-math.log(base) / size))
+
+
+def sinusoids(positions, size):
+    """Interleaved `[sin(p theta_0), cos(p theta_0), sin(p theta_1), ...]` of `positions`,
+    shape `[*positions.shape, size]`, float32 (the sinusoidal table of "Attention Is All You
+    Need" read at `positions`)."""
+    angles = ops.cast(positions, "float32")[..., None] * frequencies(size)
+    pairs = ops.stack([ops.sin(angles), ops.cos(angles)], axis=-1)
+    return ops.reshape(pairs, (*ops.shape(angles)[:-1], 2 * ((size + 1) // 2)))[..., :size]
+
+
 def rotary(x, positions, base=10000.0):
     """Rotates `x` [batch, length, heads, size] by `positions` [batch|1, length] (RoPE).
 
@@ -46,8 +60,8 @@ def rotary(x, positions, base=10000.0):
     size = x.shape[-1]
     if size % 2:
         raise ValueError(f"Rotary positions need an even head size; received {size}.")
-    frequencies = ops.exp(ops.arange(size // 2, dtype="float32") * (-2.0 * math.log(base) / size))
-    angles = ops.cast(positions, "float32")[..., None, None] * frequencies  # [B, L, 1, size/2]
+    angles = ops.cast(positions, "float32")[..., None, None] * frequencies(size, base)
+    # angles: [B, L, 1, size/2]
     cos, sin = ops.cos(angles), ops.sin(angles)
     pairs = ops.reshape(ops.cast(x, "float32"), (*ops.shape(x)[:-1], size // 2, 2))
     even, odd = pairs[..., 0], pairs[..., 1]
@@ -55,21 +69,13 @@ def rotary(x, positions, base=10000.0):
     return ops.cast(ops.reshape(rotated, ops.shape(x)), x.dtype)
 
 
-def sinusoid_table(rows, size):
-    """`table[p, 2k] = sin(p / 10000^(2k / size))`, `table[p, 2k + 1] = cos(...)`, float32."""
-    frequencies = ops.exp(ops.arange(0, size, 2, dtype="float32") * (-math.log(10000.0) / size))
-    angles = ops.arange(rows, dtype="float32")[:, None] * frequencies  # [rows, ceil(size/2)]
-    table = ops.stack([ops.sin(angles), ops.cos(angles)], axis=-1)
-    return ops.reshape(table, (rows, -1))[:, :size]
-
-
 def functional_relative(q_positions, k_positions, size, max_distance=MAX_RELATIVE_DISTANCE):
     """NEZHA's relative vectors `r_ij`, [batch|1, q_len, k_len, size] float32, from positions
     [batch|1, q_len] and [batch|1, k_len]."""
     distance = ops.cast(k_positions, "int32")[:, None, :] - ops.cast(q_positions, "int32")[
         :, :, None]
-    rows = ops.clip(distance, -max_distance, max_distance) + max_distance
-    return ops.take(sinusoid_table(2 * max_distance + 1, size), rows, axis=0)
+    # The vector of a distance is row `distance + max_distance` of NEZHA's sinusoidal table.
+    return sinusoids(ops.clip(distance, -max_distance, max_distance) + max_distance, size)
 
 
 def rotate_queries_and_keys(position_scheme, qw, kw, q_positions, k_positions):

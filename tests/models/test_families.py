@@ -56,6 +56,11 @@ def assert_close_on_tokens(ours, expected, token_ids, log=False):
     np.testing.assert_allclose(ours, expected, atol=1e-4, rtol=0)
 
 
+def log_softmax(logits):
+    shifted = logits - logits.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
 def build_case(case):
     family, application, options = CASES[case]
     return build_transformer_model(FIXTURES / case / "bert_config.json", model=family,
@@ -105,8 +110,6 @@ def test_safetensors_match_transformers(family):
         keep = reference["token_ids"] != 0
         np.testing.assert_allclose(logits[keep], expected[keep], atol=1e-4, rtol=0)
         return
-    log_softmax = lambda x: x - np.log(np.exp(x - x.max(-1, keepdims=True)).sum(  # noqa: E731
-        -1, keepdims=True)) - x.max(-1, keepdims=True)
     assert_close_on_tokens(log_softmax(logits.astype("float64")),
                            log_softmax(expected.astype("float64")), reference["token_ids"])
 

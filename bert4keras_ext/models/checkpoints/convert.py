@@ -28,8 +28,8 @@ def convert(safetensors_path, checkpoint_path, family="bert"):
     if reader.naming != "hugging_face":
         raise ValueError(f"Expected a '.safetensors' file; received {safetensors_path}.")
     # Block indices appear as 'layer.N.' (BERT-like) or 'h.N.' (GPT-2); ALBERT has none.
-    indices = [int(match.group(1)) for name in reader.names()
-               for match in [re.search(r"(?:^|\.)(?:layer|h)\.(\d+)\.", name)] if match]
+    block = re.compile(r"(?:^|\.)(?:layer|h)\.(\d+)\.")
+    indices = [int(found.group(1)) for found in map(block.search, reader.names()) if found]
     tensors = {}
     for name in weight_names(family, 1 + max(indices, default=-1)):
         if name.original is None or name.original in tensors:
