@@ -23,7 +23,12 @@ from keras import ops
 
 from bert4keras_ext import masks
 from bert4keras_ext.backend import check_positive_int
-from bert4keras_ext.layers import AttentionMask, MultiHeadAttention, PerformerAttention
+from bert4keras_ext.layers import (
+    AttentionMask,
+    MultiHeadAttention,
+    PerformerAttention,
+    RelativePositionBias,
+)
 from bert4keras_ext.layers.embeddings import PositionEmbeddingBase
 
 
@@ -285,6 +290,12 @@ class CachedGenerator(AutoRegressiveDecoder):
     at every step. The padding id 0 is never generated. Steps are compiled (XLA through
     `tf.function` on TensorFlow, `jax.jit` on JAX) once per (rows, cache length) shape.
 
+    Encoder-decoder models (T5): pass the object `build_transformer_model(...,
+    return_keras_model=False)` returns (it has `.encoder` and `.decoder`); inputs are then the
+    encoder's token ids (right-padded with 0), encoded once, and the decoder starts from
+    `start_id` (default 0, T5's). Each cross-attention call caches the encoder's keys and
+    values at the first step and masks the encoder's padding.
+
     Example:
     ```python
     generator = CachedGenerator(model, end_id=tokenizer.token_to_id("[SEP]"), maxlen=64)
@@ -293,6 +304,10 @@ class CachedGenerator(AutoRegressiveDecoder):
     """
 
     def __init__(self, model, end_id, maxlen, minlen=1, start_id=None):
+        self.encoder = getattr(model, "encoder", None)
+        if self.encoder is not None:
+            model = model.decoder
+            start_id = 0 if start_id is None else start_id
         super().__init__(start_id, end_id, maxlen, minlen)
         mask_layers = [layer for layer in model.layers if isinstance(layer, AttentionMask)]
         self.application = mask_layers[0].application if len(mask_layers) == 1 else None
@@ -314,11 +329,15 @@ class CachedGenerator(AutoRegressiveDecoder):
                              "distribution, ending in a softmax or linear Activation "
                              "(build it with `with_mlm`).")
         self.model = model
-        # GPT-2 families take token ids alone; the others token and segment ids.
+        # GPT-2 families and T5 take token ids alone; the others token and segment ids.
         self.id_inputs = 2 if any(x.name == "Input-Segment" for x in model.inputs) else 1
+        # Per-row tensors every step needs besides the caches: T5's encoder output and its
+        # validity, or the model's inputs after the ids (a Conditional LayerNorm condition).
+        self.extras = 2 if self.encoder else len(model.inputs) - self.id_inputs
         self.new_segment = 1 if self.application == "unilm" else 0
-        self._prefill = _compile(self._prefill_graph, model)
-        self._step = _compile(self._step_graph, model)
+        variables = _unique(model.variables + (self.encoder.variables if self.encoder else []))
+        self._prefill = _compile(self._prefill_graph, variables)
+        self._step = _compile(self._step_graph, variables)
         self._rows = 0
 
     def next_logits(self, inputs, output_ids, states):
@@ -352,12 +371,17 @@ class CachedGenerator(AutoRegressiveDecoder):
         pending, *state = states
         return [pending[np.asarray(rows)], *state]
 
-    def _run_model(self, inputs, visible, positions, key_positions, caches, cache_index):
-        """The model's graph on `inputs` with attention over `caches` (None: new, empty ones
-        of the prompt length plus `maxlen`) whose rows hold tokens at `key_positions`. Returns
-        logits [rows, length, vocab] and the updated caches, in the order of the attention
-        calls."""
-        rows, length = ops.shape(inputs[0])
+    def _run_model(self, ids, extras, visible, positions, key_positions, caches, cache_index):
+        """The model's graph on token `ids` and `extras` with attention over `caches` (None:
+        new ones: empty self-attention caches of the prompt length plus `maxlen`, and the
+        encoder's keys and values for cross-attention) whose self-attention rows hold tokens
+        at `key_positions`. Returns logits [rows, length, vocab] and the updated caches, in the
+        order of the attention calls."""
+        rows, length = ops.shape(ids[0])
+        if self.encoder:
+            (context, context_visible), inputs = extras, [extras[0], *ids]
+        else:
+            inputs = [*ids, *extras]
         new_caches = []
 
         def call(operation, *args, **kwargs):
@@ -367,14 +391,24 @@ class CachedGenerator(AutoRegressiveDecoder):
                 return args[0]
             if isinstance(operation, PositionEmbeddingBase):
                 return operation(*args, position_ids=positions, **kwargs)
+            if isinstance(operation, RelativePositionBias):
+                queries, keys = args[0]
+                # Cross-attention keys are the encoder's tokens, at 0, 1, ...
+                slots = key_positions if keys is queries else None
+                return operation(*args, positions=positions, key_positions=slots)
             if isinstance(operation, MultiHeadAttention):
+                queries, keys, _ = args[0]
+                index, size = cache_index, length + self.maxlen
+                if keys is not queries:  # cross-attention: filled once, then read
+                    kwargs["attention_mask"] = context_visible
+                    index, size = (0, ops.shape(context)[1]) if caches is None else (None, 0)
                 if caches is None:
-                    shape = (rows, length + self.maxlen, operation.heads)
+                    shape = (rows, size, operation.heads)
                     cache = (ops.zeros((*shape, operation.key_size), operation.compute_dtype),
                              ops.zeros((*shape, operation.head_size), operation.compute_dtype))
                 else:
                     cache = caches[len(new_caches)]
-                output, cache = operation(*args, cache=cache, cache_index=cache_index,
+                output, cache = operation(*args, cache=cache, cache_index=index,
                                           positions=positions, key_positions=key_positions,
                                           **kwargs)
                 new_caches.append(cache)
@@ -382,34 +416,40 @@ class CachedGenerator(AutoRegressiveDecoder):
             return operation(*args, **kwargs)
 
         # Functional models expose no public way to run their nodes with other arguments.
-        logits = self.model._run_through_graph(list(inputs), call_fn=call)
+        logits = self.model._run_through_graph(inputs, call_fn=call)
         if isinstance(logits, (list, tuple)):
             (logits,) = logits
         return ops.cast(logits, "float32"), new_caches
 
     def _prefill_graph(self, token_ids, *rest):
-        segment_ids = rest[0] if self.id_inputs == 2 else None
-        valid = ops.not_equal(token_ids, 0)
-        visible = masks.attention_mask(self.application, token_ids, segment_ids)
+        if self.encoder:
+            # The prompt is the decoder's start token; the encoder runs once, here.
+            context = self.encoder(token_ids if not rest else [token_ids, *rest])
+            extras = (context, ops.not_equal(token_ids, 0)[:, None, None, :])
+            token_ids = ops.full((ops.shape(token_ids)[0], 1), self.start_id, "int32")
+            ids, valid = [token_ids], ops.ones_like(token_ids, dtype="bool")
+            visible = masks.attention_mask("lm", token_ids, pad_id=None)
+        else:
+            ids, extras = [token_ids, *rest[:self.id_inputs - 1]], rest[self.id_inputs - 1:]
+            valid = ops.not_equal(token_ids, 0)
+            visible = masks.attention_mask(self.application, *ids)
         room = [(0, 0), (0, 0), (0, 0), (0, self.maxlen)]
         rows, length = ops.shape(token_ids)
         # Prompt tokens sit at their positions; step t writes slot `length + t` (see _step_graph).
         key_positions = ops.broadcast_to(
             ops.pad(ops.arange(length, dtype="int32")[None], [(0, 0), (0, self.maxlen)]),
             (rows, length + self.maxlen))
-        logits, caches = self._run_model([token_ids, *rest], ops.pad(visible, room), None,
+        logits, caches = self._run_model(ids, extras, ops.pad(visible, room), None,
                                          key_positions, None, 0)
         lengths = ops.sum(ops.cast(valid, "int32"), axis=1)
         last = ops.take_along_axis(logits, (lengths - 1)[:, None, None], axis=1)[:, 0]
         cache_valid = ops.pad(valid, [(0, 0), (0, self.maxlen)])
         index = ops.convert_to_tensor(length, "int32")
-        extras = rest[self.id_inputs - 1:]
         return (last, cache_valid, key_positions, lengths, index, *extras,
                 *(tensor for cache in caches for tensor in cache))
 
     def _step_graph(self, tokens, rows, cache_valid, key_positions, lengths, index, *state):
         # Reorder the hypotheses first (beam search picks new parents every step).
-        extras = len(self.model.inputs) - self.id_inputs
         cache_valid, key_positions, lengths, *state = [
             ops.take(tensor, rows, axis=0)
             for tensor in (cache_valid, key_positions, lengths, *state)]
@@ -419,18 +459,25 @@ class CachedGenerator(AutoRegressiveDecoder):
         ids = [tokens[:, None]]
         if self.id_inputs == 2:
             ids.append(ops.full_like(tokens, self.new_segment)[:, None])
-        caches = list(zip(state[extras::2], state[extras + 1::2]))
+        extras, state = state[:self.extras], state[self.extras:]
+        caches = list(zip(state[::2], state[1::2]))
         logits, caches = self._run_model(
-            [*ids, *state[:extras]], cache_valid[:, None, None, :], lengths[:, None],
-            key_positions, caches, index,
+            ids, extras, cache_valid[:, None, None, :], lengths[:, None], key_positions, caches,
+            index,
         )
         return (logits[:, 0], cache_valid, key_positions, lengths + 1, index + 1,
-                *state[:extras], *(tensor for cache in caches for tensor in cache))
+                *extras, *(tensor for cache in caches for tensor in cache))
 
 
-def _compile(function, model):
+def _unique(variables):
+    seen = set()
+    return [v for v in variables if not (id(v) in seen or seen.add(id(v)))]
+
+
+def _compile(function, variables):
     """`function` compiled with XLA for the backend: `tf.function(jit_compile=True)` on
-    TensorFlow, `jax.jit` over the model's variable values on JAX, eager elsewhere."""
+    TensorFlow, `jax.jit` over the values of the model's `variables` on JAX, eager
+    elsewhere."""
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -449,8 +496,6 @@ def _compile(function, model):
         return call_tensorflow
     if backend == "jax":
         import jax
-
-        variables = model.variables
 
         def stateless(values, *arguments):
             with keras.StatelessScope(state_mapping=list(zip(variables, values))):

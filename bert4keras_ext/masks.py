@@ -49,7 +49,8 @@ def attention_mask(application, token_ids, segment_ids=None, pad_id=0):
     otherwise; both broadcast to `[batch, heads, length, length]`.
 
     Combines the application's mask (none for 'encoder', `lm_mask` for 'lm', `unilm_mask` for
-    'unilm') with key padding (`token_ids == pad_id`). With post-padding, UNILM target rows would
+    'unilm') with key padding (`token_ids == pad_id`; none when `pad_id` is None, as for a
+    T5 decoder, whose start token is the padding id). With post-padding, UNILM target rows would
     otherwise see the padding keys, whose cumulative segment order equals the last target's.
     """
     if application not in APPLICATIONS:
@@ -58,7 +59,10 @@ def attention_mask(application, token_ids, segment_ids=None, pad_id=0):
         )
     token_ids = ops.convert_to_tensor(token_ids)
     check_rank(token_ids, 2, "token_ids", "of shape [batch, length]")
-    keys = padding_mask(token_ids, pad_id)[:, None, :]
+    if pad_id is None:
+        keys = ops.ones_like(token_ids, dtype="bool")[:, None, :]
+    else:
+        keys = padding_mask(token_ids, pad_id)[:, None, :]
     if application == "lm":
         keys = ops.logical_and(keys, lm_mask(token_ids))
     elif application == "unilm":

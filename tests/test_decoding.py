@@ -47,7 +47,9 @@ class Uncached(AutoRegressiveDecoder):
             token_ids, segment_ids, *extras = inputs
             ids = [np.concatenate([token_ids, output_ids], axis=1),
                    np.concatenate([segment_ids, np.full_like(output_ids, self.segment)], 1)]
-        logits = np.array(self.model([*ids, *extras])[:, -1], dtype="float64")
+        inputs = [*ids, *extras]
+        logits = np.array(self.model(inputs if len(inputs) > 1 else inputs[0])[:, -1],
+                          dtype="float64")
         logits[:, 0] = -np.inf
         return logits
 

@@ -10,6 +10,7 @@ from bert4keras_ext.layers.embeddings import (
 from bert4keras_ext.layers.feedforward import FeedForward
 from bert4keras_ext.layers.normalization import LayerNormalization
 from bert4keras_ext.layers.performer_attention import PerformerAttention
+from bert4keras_ext.layers.relative_position_bias import RelativePositionBias
 
 __all__ = [
     "AttentionMask",
@@ -20,5 +21,6 @@ __all__ = [
     "MultiHeadAttention",
     "PerformerAttention",
     "PositionEmbedding",
+    "RelativePositionBias",
     "SinusoidalPositionEmbedding",
 ]

@@ -19,7 +19,9 @@ embeddings; `position_scheme='rotary'` rotates queries and keys inside the layer
 
 Cache: `layer([x, x, x], cache=(keys, values), cache_index=i, attention_mask=visible)` writes the
 new keys and values at rows `i, i+1, ...` of the cache, attends over the whole cache and returns
-`(output, (keys, values))`. Decoding (`bert4keras_ext.decoding.CachedGenerator`) runs a model's
+`(output, (keys, values))`; without `cache_index` the cache is used as it is (cross-attention).
+T5's bucketed relative bias is a separate layer (`RelativePositionBias`, shared by all blocks)
+whose output every attention call takes as `attention_bias`. Decoding (`bert4keras_ext.decoding.CachedGenerator`) runs a model's
 own layers this way, so the model graph is the single source of truth for cached decoding.
 """
 import math
@@ -74,7 +76,12 @@ class MultiHeadAttention(keras.layers.Layer):
     returns `(output, (keys, values))`. `positions` (`[batch|1, length]`, default
     `cache_index + 0..length-1`) are the new tokens' positions for the position scheme;
     `key_positions` (`[batch|1, k_len]`, default: the positions of the keys' rows, 0, 1, ...)
-    are those of all keys, which relative schemes compare with the queries'.
+    are those of all keys, which relative schemes compare with the queries'. A `cache` without
+    `cache_index` is complete (an encoder's keys and values for cross-attention): `k` and `v`
+    are not projected and the call returns the cache unchanged.
+
+    `attention_bias` (float, `[batch|1, heads|1, q_len, k_len]`) is added to the scaled logits,
+    e.g. T5's `RelativePositionBias`.
 
     Example:
     ```python
@@ -200,23 +207,26 @@ class MultiHeadAttention(keras.layers.Layer):
         self.o_dense.build((*q_shape[:-1], self.heads * self.head_size))
 
     def call(self, inputs, attention_mask=None, cache=None, cache_index=None, positions=None,
-             key_positions=None, mask=None, training=None):
+             key_positions=None, attention_bias=None, mask=None, training=None):
         q, k, v = inputs
         q_mask, _, v_mask = mask if mask is not None else (None, None, None)
         qw = self._split_heads(self.q_dense(q), self.key_size)
-        kw = self._split_heads(self.k_dense(k), self.key_size)
-        vw = self._split_heads(self.v_dense(v), self.head_size)
-        if cache is not None and cache_index is None:
-            raise ValueError("`cache_index` is required with `cache`: the cache row where the "
-                             "new keys and values go.")
         if self.position_scheme is not None and positions is None:
             positions = ops.arange(ops.shape(q)[1], dtype="int32")[None]
             if cache_index is not None:
                 positions = positions + ops.cast(cache_index, "int32")
-        # New keys come from the new tokens, so they take the queries' positions.
-        qw, kw = rotate_queries_and_keys(self.position_scheme, qw, kw, positions, positions)
         new_cache = None
-        if cache is not None:
+        if cache is not None and cache_index is None:
+            # A cache without an index is complete (cross-attention over an encoder's output):
+            # `k` and `v` are not projected again.
+            (kw, vw), v_mask = cache, None
+            qw, _ = rotate_queries_and_keys(self.position_scheme, qw, qw, positions, positions)
+        else:
+            kw = self._split_heads(self.k_dense(k), self.key_size)
+            vw = self._split_heads(self.v_dense(v), self.head_size)
+            # New keys come from the new tokens, so they take the queries' positions.
+            qw, kw = rotate_queries_and_keys(self.position_scheme, qw, kw, positions, positions)
+        if cache is not None and cache_index is not None:
             start = ops.stack([0, ops.cast(cache_index, "int32"), 0, 0])
             kw = ops.slice_update(cache[0], start, ops.cast(kw, cache[0].dtype))
             vw = ops.slice_update(cache[1], start, ops.cast(vw, cache[1].dtype))
@@ -227,20 +237,21 @@ class MultiHeadAttention(keras.layers.Layer):
                 key_positions = ops.arange(ops.shape(kw)[1], dtype="int32")[None]
             relative = functional_relative(positions, key_positions, self.key_size)
         visible = self._visible(attention_mask, q_mask, v_mask)
-        output, probs = self.attend(qw, kw, vw, visible, training, relative)
+        output, probs = self.attend(qw, kw, vw, visible, training, relative, attention_bias)
         output = self.o_dense(output)
         result = [output, probs] if self.return_attention_scores else output
-        return result if new_cache is None else (result, new_cache)
+        return result if cache is None else (result, new_cache or cache)
 
     def _split_heads(self, x, size):
         return ops.reshape(x, (-1, ops.shape(x)[1], self.heads, size))
 
-    def attend(self, qw, kw, vw, visible=None, training=None, relative=None):
+    def attend(self, qw, kw, vw, visible=None, training=None, relative=None, bias=None):
         """Attention over projected heads, before the output projection.
 
         `qw` is [batch, q_len, heads, key_size], `kw` / `vw` [batch, k_len, heads, size],
-        `visible` a boolean of rank 4 or None and `relative` NEZHA's relative vectors
-        [batch|1, q_len, k_len, key_size] or None. Returns the heads concatenated,
+        `visible` a boolean of rank 4 or None, `relative` NEZHA's relative vectors
+        [batch|1, q_len, k_len, key_size] or None and `bias` a float added to the scaled
+        logits, [batch|1, heads|1, q_len, k_len] or None (T5's relative position bias). Returns the heads concatenated,
         [batch, q_len, heads * head_size], and the probabilities (None unless computed
         explicitly).
         """
@@ -259,6 +270,8 @@ class MultiHeadAttention(keras.layers.Layer):
             logits = logits * scale
             if factor is not None:
                 logits = logits * factor
+            if bias is not None:
+                logits = logits + ops.cast(bias, "float32")
             probs = probabilities(self, logits, visible)
             if self.return_attention_scores:
                 probs = self._zero_rows_without_keys(probs, visible)
@@ -272,7 +285,9 @@ class MultiHeadAttention(keras.layers.Layer):
             if factor is not None:
                 # [B, H, Q, 1] -> [B, Q, H, 1], the query's layout.
                 qw = qw * ops.cast(ops.transpose(factor, (0, 2, 1, 3)), qw.dtype)
-            output = ops.dot_product_attention(qw, kw, vw, mask=visible, scale=scale)
+            if bias is not None:
+                bias = ops.cast(bias, qw.dtype)
+            output = ops.dot_product_attention(qw, kw, vw, bias=bias, mask=visible, scale=scale)
             probs = None
         return self._merge_heads(output, visible, q_len), probs
 

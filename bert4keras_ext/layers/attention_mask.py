@@ -20,7 +20,7 @@ class AttentionMask(keras.layers.Layer):
 
     Args:
         application: 'encoder' (padding only), 'lm' (causal) or 'unilm' (seq2seq).
-        pad_id: the token id whose positions are padding.
+        pad_id: the token id whose positions are padding (None: no padding mask).
     """
 
     def __init__(self, application="encoder", pad_id=0, **kwargs):

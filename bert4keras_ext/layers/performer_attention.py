@@ -64,18 +64,20 @@ class PerformerAttention(MultiHeadAttention):
         self.random_features.assign(performer.gaussian_features(
             self.num_random_features, self.key_size, seed))
 
-    def call(self, inputs, attention_mask=None, cache=None, mask=None, training=None, **kwargs):
-        if attention_mask is not None:
+    def call(self, inputs, attention_mask=None, cache=None, attention_bias=None, mask=None,
+             training=None, **kwargs):
+        if attention_mask is not None or attention_bias is not None:
             raise ValueError(
                 "PerformerAttention supports key padding (the Keras mask of `v`) and "
-                "causal=True only; an `attention_mask` (such as UNILM's) cannot be linearized."
+                "causal=True only; an `attention_mask` (such as UNILM's) or an "
+                "`attention_bias` cannot be linearized."
             )
         if cache is not None:
             raise ValueError("PerformerAttention has no key/value cache; decode with an "
                              "explicit-softmax model.")
         return super().call(inputs, mask=mask, training=training, **kwargs)
 
-    def attend(self, qw, kw, vw, visible=None, training=None, relative=None):
+    def attend(self, qw, kw, vw, visible=None, training=None, relative=None, bias=None):
         if self.attention_scale:  # exp(q.k / sqrt(d)): scale both sides by d^(-1/4)
             qw, kw = qw / self.key_size**0.25, kw / self.key_size**0.25
         q_features = performer.positive_features(qw, self.random_features, is_query=True)

@@ -9,6 +9,7 @@ from bert4keras_ext.models.electra import ELECTRA
 from bert4keras_ext.models.gpt2 import GPT2, GPT2ML
 from bert4keras_ext.models.nezha import NEZHA
 from bert4keras_ext.models.roformer import RoFormer, RoFormerV2
+from bert4keras_ext.models.t5 import T5, T5Decoder, T5Encoder
 from bert4keras_ext.models.transformer import DEFAULTS, REQUIRED_KEYS, load_config
 
 FAMILIES = {
@@ -23,6 +24,9 @@ FAMILIES = {
     "gpt2": GPT2,
     "gpt2_ml": GPT2ML,
 }
+for _version in ("t5.1.1", "mt5.1.1"):
+    FAMILIES.update({_version: T5, f"{_version}_encoder": T5Encoder,
+                     f"{_version}_decoder": T5Decoder})
 MODELS = tuple(FAMILIES)
 
 
@@ -33,6 +37,7 @@ def build_transformer_model(
     application=None,
     keep_tokens=None,
     name=None,
+    return_keras_model=True,
     **options,
 ):
     """Builds a Transformer of family `model` from a config dict or a `bert_config.json` path.
@@ -45,7 +50,9 @@ def build_transformer_model(
     Outputs follow bert4keras: the sequence output alone; with `with_pool` the pooled `[CLS]`
     vector; with `with_mlm` the MLM head's output; with both, `[pooled, mlm]`. GPT-2 families
     output the next-token distribution, ELECTRA its replaced-token head with
-    `with_discriminator`.
+    `with_discriminator`. T5 models take `[encoder token ids, decoder token ids]` and output
+    the decoder's next-token distribution; '_encoder' / '_decoder' models are the halves
+    (`models.t5`).
 
     Example:
     ```python
@@ -69,16 +76,20 @@ def build_transformer_model(
         model: one of `MODELS`: 'bert', 'roberta' (BERT's graph), 'albert' (one shared block,
             factorized embeddings), 'albert_unshared', 'nezha' (functional relative positions),
             'roformer' (rotary positions), 'roformer_v2' (rotary, no biases, parameter-free
-            RMSNorm), 'electra' (discriminator), 'gpt2', 'gpt2_ml' (causal LMs).
+            RMSNorm), 'electra' (discriminator), 'gpt2', 'gpt2_ml' (causal LMs), 't5.1.1',
+            'mt5.1.1' (encoder-decoder) and their '_encoder' / '_decoder' halves.
         application: 'encoder', 'lm' or 'unilm' (default: 'encoder'; 'lm' for GPT-2 families).
         keep_tokens: vocabulary ids to keep from the checkpoint (sets `vocab_size`).
         name: the model's name (default: `model`).
+        return_keras_model: False returns the builder instead, with the Keras model as
+            `.model` (and, for T5, `.encoder` and `.decoder`), as bert4keras does.
         **options: the family builder's arguments (`with_mlm`: False, True (probabilities) or
             'linear' (logits), the MLM head tied to the token embeddings; `with_pool`;
             `normalization`: 'softmax', 'softmax_plus', 'taylor_softmax' or 'performer';
             `layer_norm_cond`, `layer_norm_cond_hidden_size`, `layer_norm_cond_hidden_act`,
             `additional_input_layers` for Conditional LayerNorm; `sequence_length` for static
-            shapes; `with_discriminator` for ELECTRA; `final_activation` for GPT-2 families),
+            shapes; `with_discriminator` for ELECTRA; `final_activation` for GPT-2 families;
+            `with_lm`, `cross_position_bias`, `scale_logits` for T5 decoders),
             or config entries to replace, e.g. `hidden_dropout_prob=0.0`.
     """
     if model not in FAMILIES:
@@ -100,16 +111,17 @@ def build_transformer_model(
         )
     builder = family(config, application=application or family.applications[0],
                      name=name or model, **options)
-    transformer = builder.build()
+    builder.model = builder.build()
     if checkpoint_path is not None:
-        load_pretrained(transformer, checkpoint_path, keep_tokens, model)
-    return transformer
+        load_pretrained(builder.model, checkpoint_path, keep_tokens, model)
+    return builder.model if return_keras_model else builder
 
 
 def _arguments_of(family):
-    """Keyword arguments a family's builder takes (its own and the shared builder's)."""
-    return {name for cls in family.__mro__ if "__init__" in vars(cls)
-            for name in inspect.signature(cls.__init__).parameters}
+    """Keyword arguments a family's builder takes (its own and the shared builder's; for T5,
+    its encoder's and decoder's too)."""
+    return {name for part in (family, *getattr(family, "parts", ())) for cls in part.__mro__
+            if "__init__" in vars(cls) for name in inspect.signature(cls.__init__).parameters}
 
 
 def load_pretrained(model, checkpoint_path, keep_tokens=None, family="bert"):

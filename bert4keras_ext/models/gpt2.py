@@ -19,11 +19,9 @@ class GPT2(Transformer):
     applications = ("lm",)
 
     def __init__(self, config, final_activation="softmax", **options):
-        for head in ("with_mlm", "with_pool"):
-            if options.get(head):
-                raise ValueError(f"model={type(self).__name__.lower()!r} always outputs the "
-                                 f"language model's distribution; {head} is not supported "
-                                 "(use final_activation='linear' for logits).")
+        self.refuse_options(options, ("with_mlm", "with_pool"),
+                            "it always outputs the language model's distribution (use "
+                            "final_activation='linear' for logits)")
         super().__init__(config, **options)
         self.final_activation = final_activation
 
@@ -35,10 +33,9 @@ class GPT2(Transformer):
 
     def block(self, x, index):
         """Pre-LayerNorm: norm -> attention -> add -> norm -> feed-forward -> add."""
-        name = f"{self.block_prefix(index)}-MultiHeadSelfAttention"
-        x = self.residual(x, self.attention(self.layer_norm(x, f"{name}-Norm"), name), name)
-        name = f"{self.block_prefix(index)}-FeedForward"
-        return self.residual(x, self.feed_forward(self.layer_norm(x, f"{name}-Norm"), name), name)
+        prefix = self.block_prefix(index)
+        x = self.pre_norm_residual(x, self.attention, f"{prefix}-MultiHeadSelfAttention")
+        return self.pre_norm_residual(x, self.feed_forward, f"{prefix}-FeedForward")
 
     def heads(self, x):
         x = self.layer_norm(x, "Output-Norm")

@@ -44,6 +44,7 @@ DEFAULTS = {
     "hidden_dropout_prob": 0.1,
     "attention_probs_dropout_prob": 0.1,
     "embedding_size": None,
+    "attention_head_size": None,
     "layer_norm_eps": 1e-12,
     "initializer_range": 0.02,
 }
@@ -55,13 +56,28 @@ GPT2_KEYS = {"n_embd": "hidden_size", "n_layer": "num_hidden_layers",
              "n_inner": "intermediate_size", "activation_function": "hidden_act",
              "layer_norm_epsilon": "layer_norm_eps", "resid_pdrop": "hidden_dropout_prob",
              "attn_pdrop": "attention_probs_dropout_prob"}
+# Hugging Face T5 config.json keys -> ours.
+T5_KEYS = {"d_model": "hidden_size", "d_kv": "attention_head_size", "d_ff": "intermediate_size",
+           "num_layers": "num_hidden_layers", "num_heads": "num_attention_heads",
+           "dropout_rate": "hidden_dropout_prob", "layer_norm_epsilon": "layer_norm_eps"}
+# Hugging Face's `feed_forward_proj` -> our `hidden_act` (a list is a gated unit).
+T5_FEED_FORWARDS = {"relu": "relu", "gelu": "gelu", "gated-gelu": ["gelu_new", "linear"],
+                    "gated-silu": ["silu", "linear"], "gated-relu": ["relu", "linear"]}
+# bert4keras's own names for the dropout rates.
+BERT4KERAS_KEYS = {"dropout_rate": "hidden_dropout_prob",
+                   "attention_dropout_rate": "attention_probs_dropout_prob"}
 
 
 def load_config(config):
     """A model config from a dict or a JSON file path, with defaults filled in and checked.
 
     BERT-style keys (`bert_config.json`, and Hugging Face's config.json of BERT, ALBERT,
-    ELECTRA, RoFormer) are read as they are; GPT-2's (`n_embd`, `n_layer`, ...) are renamed.
+    ELECTRA, RoFormer) are read as they are; GPT-2's (`n_embd`, `n_layer`, ...) and T5's
+    (`d_model`, `d_kv`, `feed_forward_proj`, ...) are renamed, as are bert4keras's
+    `dropout_rate` and `attention_dropout_rate`. A Hugging Face T5 config also records that
+    checkpoint's conventions: no position bias in cross-attention (`cross_position_bias`) and
+    whether the decoder output is scaled by `d_model ** -0.5` (`scale_decoder_outputs`, or
+    `tie_word_embeddings` in configs older than transformers 5: false for T5.1.1).
     """
     if isinstance(config, (str, os.PathLike)):
         if not os.path.exists(config):
@@ -71,20 +87,38 @@ def load_config(config):
     if not isinstance(config, dict):
         raise TypeError(f"`config` must be a dict or a JSON path; received {type(config)}.")
     if "n_embd" in config:
-        config = {GPT2_KEYS.get(key, key): value for key, value in config.items()}
+        config = _rename(config, GPT2_KEYS)
         if config.get("intermediate_size") is None:
             config["intermediate_size"] = 4 * config["hidden_size"]
         config.setdefault("type_vocab_size", 0)
+    if "d_model" in config:
+        config = _rename(config, T5_KEYS)
+        projection = config.pop("feed_forward_proj", "relu")
+        if projection not in T5_FEED_FORWARDS:
+            raise ValueError(f"`feed_forward_proj` must be one of {sorted(T5_FEED_FORWARDS)}; "
+                             f"received {projection!r}.")
+        config["hidden_act"] = T5_FEED_FORWARDS[projection]
+        config.setdefault("attention_probs_dropout_prob", config.get("hidden_dropout_prob"))
+        config.setdefault("cross_position_bias", False)
+        # Older configs say it as `tie_word_embeddings` (false for T5.1.1).
+        config.setdefault("scale_decoder_outputs", config.get("tie_word_embeddings", True))
+    config = _rename(config, BERT4KERAS_KEYS)
     missing = [key for key in REQUIRED_KEYS if key not in config]
     if missing:
         raise ValueError(f"The model config lacks required keys {missing}.")
     config = {**DEFAULTS, **config}
-    if config["hidden_size"] % config["num_attention_heads"]:
+    if not config["attention_head_size"] and (
+            config["hidden_size"] % config["num_attention_heads"]):
         raise ValueError(
             f"`hidden_size` ({config['hidden_size']}) must be divisible by "
-            f"`num_attention_heads` ({config['num_attention_heads']})."
+            f"`num_attention_heads` ({config['num_attention_heads']}), or "
+            "`attention_head_size` must be given."
         )
     return config
+
+
+def _rename(config, names):
+    return {names.get(key, key): value for key, value in config.items()}
 
 
 class Transformer:
@@ -96,12 +130,14 @@ class Transformer:
         segments: whether the model takes segment ids as its second input.
         applications: the `application` values the family accepts (the first is the default).
         use_bias: whether projections and feed-forward layers have biases.
+        attention_scale: whether attention logits are divided by `sqrt(head size)`.
     """
 
     position_scheme = None
     segments = True
     applications = masks.APPLICATIONS
     use_bias = True
+    attention_scale = True
 
     def __init__(
         self,
@@ -141,6 +177,13 @@ class Transformer:
             stddev=config["initializer_range"])
         self._layers = {}
 
+    @classmethod
+    def refuse_options(cls, options, names, reason):
+        """Raises for any of the builder arguments `names` set in `options`."""
+        for name in names:
+            if options.get(name):
+                raise ValueError(f"{cls.__name__} does not take `{name}`: {reason}.")
+
     # Building blocks.
     def layer(self, cls, name, **kwargs):
         """The layer called `name`, created on first use (so equal names share weights)."""
@@ -179,7 +222,9 @@ class Transformer:
         for index in range(self.config["num_hidden_layers"]):
             x = self.block(x, index)
         outputs = self.heads(x)
-        return keras.Model(inputs + cond_inputs, outputs, name=self.name)
+        inputs = inputs + cond_inputs
+        # One input is the model's input itself (not a list), so `model(token_ids)` works.
+        return keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=self.name)
 
     def inputs(self):
         shape = (self.sequence_length,)
@@ -252,20 +297,23 @@ class Transformer:
             return x
         return self.dense(x, self.hidden_size, "Embedding-Mapping")
 
-    def attention(self, x, name):
+    def attention_layer(self, name):
         heads = self.config["num_attention_heads"]
         if self.normalization == "performer":
             cls, options = PerformerAttention, {"causal": self.application == "lm"}
         else:
             cls, options = MultiHeadAttention, {"normalization": self.normalization}
-        layer = self.layer(
-            cls, name, heads=heads, head_size=self.hidden_size // heads,
+        return self.layer(
+            cls, name, heads=heads,
+            head_size=self.config["attention_head_size"] or self.hidden_size // heads,
             out_dim=self.hidden_size, use_bias=self.use_bias,
-            position_scheme=self.position_scheme,
+            attention_scale=self.attention_scale, position_scheme=self.position_scheme,
             attention_dropout=self.config["attention_probs_dropout_prob"],
             kernel_initializer=self.initializer, **options,
         )
-        return layer([x, x, x], **self.attention_arguments)
+
+    def attention(self, x, name):
+        return self.attention_layer(name)([x, x, x], **self.attention_arguments)
 
     def feed_forward(self, x, name):
         return self.layer(
@@ -278,6 +326,10 @@ class Transformer:
         """Dropout on the branch `y`, then `x + y` (post-LayerNorm blocks normalize after)."""
         y = self.dropout(y, self.config["hidden_dropout_prob"], f"{name}-Dropout")
         return self.layer(keras.layers.Add, f"{name}-Add")([x, y])
+
+    def pre_norm_residual(self, x, sublayer, name):
+        """Pre-LayerNorm: `x + dropout(sublayer(norm(x)))`, the norm called `name-Norm`."""
+        return self.residual(x, sublayer(self.layer_norm(x, f"{name}-Norm"), name), name)
 
     def block(self, x, index):
         """Post-LayerNorm: attention -> add -> norm -> feed-forward -> add -> norm."""

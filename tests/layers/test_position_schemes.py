@@ -73,8 +73,6 @@ def test_cache_errors_name_the_argument():
     x = np.zeros((1, 2, 8), "float32")
     layer = MultiHeadAttention(2, 4)
     cache = (np.zeros((1, 4, 2, 4), "float32"),) * 2
-    with pytest.raises(ValueError, match="`cache_index` is required with `cache`"):
-        layer([x, x, x], cache=cache)
     with pytest.raises(ValueError, match="`position_scheme` must be one of"):
         MultiHeadAttention(2, 4, position_scheme="alibi")
     with pytest.raises(ValueError, match="PerformerAttention"):

@@ -41,7 +41,7 @@ HUGGING_FACE = {
 
 def model_inputs(model, reference):
     if len(model.inputs) == 1:
-        return [reference["token_ids"]]
+        return reference["token_ids"]
     return [reference["token_ids"], reference["segment_ids"]]
 
 
@@ -153,14 +153,16 @@ def test_unknown_model_lists_the_families():
     with pytest.raises(ValueError, match=r"`model` must be one of .*'albert'.*'gpt2_ml'.*"
                                          r"received 't5.1.0'"):
         build_transformer_model(FIXTURES / "albert" / "bert_config.json", model="t5.1.0")
-    assert set(CASES[case][0] for case in CASES) | {"bert", "roberta"} == set(MODELS)
+    t5 = {f"{version}{part}" for version in ("t5.1.1", "mt5.1.1")
+          for part in ("", "_encoder", "_decoder")}
+    assert set(CASES[case][0] for case in CASES) | {"bert", "roberta"} | t5 == set(MODELS)
 
 
 def test_family_arguments_are_checked():
     config = FIXTURES / "gpt2" / "bert_config.json"
     with pytest.raises(ValueError, match=r"`application` must be one of \('lm',\)"):
         build_transformer_model(config, model="gpt2", application="unilm")
-    with pytest.raises(ValueError, match="with_mlm is not supported"):
+    with pytest.raises(ValueError, match="GPT2 does not take `with_mlm`"):
         build_transformer_model(config, model="gpt2", with_mlm=True)
     with pytest.raises(ValueError, match="no mlm head"):
         build_transformer_model(config, model="electra", with_mlm=True)

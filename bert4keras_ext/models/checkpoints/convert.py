@@ -27,8 +27,9 @@ def convert(safetensors_path, checkpoint_path, family="bert"):
     reader = CheckpointReader(safetensors_path)
     if reader.naming != "hugging_face":
         raise ValueError(f"Expected a '.safetensors' file; received {safetensors_path}.")
-    # Block indices appear as 'layer.N.' (BERT-like) or 'h.N.' (GPT-2); ALBERT has none.
-    block = re.compile(r"(?:^|\.)(?:layer|h)\.(\d+)\.")
+    # Block indices appear as 'layer.N.' (BERT-like), 'h.N.' (GPT-2) or 'block.N.' (T5, first
+    # in the name); ALBERT has none.
+    block = re.compile(r"(?:^|\.)(?:block|layer|h)\.(\d+)\.")
     indices = [int(found.group(1)) for found in map(block.search, reader.names()) if found]
     tensors = {}
     for name in weight_names(family, 1 + max(indices, default=-1)):
@@ -36,7 +37,7 @@ def convert(safetensors_path, checkpoint_path, family="bert"):
             continue
         stored, value = read_weight(reader, name, HUGGING_FACE_PREFIXES.get(family, ()))
         if stored is not None:
-            tensors[name.original] = value
+            tensors[name.original] = value.T if name.transposed_in_original else value
     if not tensors:
         raise ValueError(f"{safetensors_path} holds none of the model={family!r} weights.")
     write_original_checkpoint(tensors, checkpoint_path)

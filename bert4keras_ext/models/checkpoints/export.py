@@ -22,9 +22,12 @@ def config_from_model(model):
         "num_hidden_layers": num_layers_of(model),
         "num_attention_heads": attention.heads,
         "intermediate_size": feed_forward.units,
-        "hidden_act": activations.name_of(feed_forward.activation),
+        "hidden_act": ([activations.name_of(a) for a in feed_forward.activation]
+                       if feed_forward.gated else activations.name_of(feed_forward.activation)),
         "type_vocab_size": _input_dim(model, "Embedding-Segment") or 0,
     }
+    if attention.heads * attention.head_size != attention.out_dim:
+        config["attention_head_size"] = attention.head_size
     positions = _input_dim(model, "Embedding-Position")
     if positions:
         config["max_position_embeddings"] = positions
@@ -78,6 +81,8 @@ def save_checkpoint(model, path, family=None, config_path=None):
         if name.ours not in ours or name.original is None:
             continue
         value = keras.ops.convert_to_numpy(ours[name.ours])
+        if name.transposed_in_original:
+            value = value.T
         if name.original in tensors and not np.array_equal(tensors[name.original], value):
             raise ValueError(
                 f"model={family!r} stores {name.original} once, but the model's weights for it "

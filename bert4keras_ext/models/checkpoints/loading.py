@@ -35,6 +35,8 @@ def read_weight(reader, name, prefixes=()):
     if stored is None:
         return None, None
     value = reader.get(stored)
+    if reader.naming == "original" and name.transposed_in_original:
+        value = value.T
     if reader.naming == "hugging_face":
         if name.hugging_face_part is not None:
             axis, index, parts = name.hugging_face_part
@@ -68,7 +70,7 @@ def load_checkpoint(model, checkpoint_path, keep_tokens=None, family="bert"):
             continue
         used.add(stored)
         if keep_tokens is not None and name.ours in VOCABULARY_WEIGHTS:
-            value = value[np.asarray(keep_tokens)]
+            value = np.take(value, np.asarray(keep_tokens), axis=VOCABULARY_WEIGHTS[name.ours])
         target = ours[name.ours]
         if tuple(value.shape) != tuple(target.shape):
             mismatches.append(
@@ -96,19 +98,22 @@ def load_checkpoint(model, checkpoint_path, keep_tokens=None, family="bert"):
     if report.missing:
         warnings.warn(f"Weights not found in {checkpoint_path}, left as initialized: "
                       f"{report.missing}", stacklevel=2)
-    unexpected = [n for n in report.unused if not _expected_unused(n, prefixes)]
+    unexpected = [n for n in report.unused if not _expected_unused(n, prefixes, family)]
     if unexpected:
         warnings.warn(f"Checkpoint variables of {checkpoint_path} left unused: {unexpected}",
                       stacklevel=2)
     return report
 
 
-def _expected_unused(name, prefixes):
-    """Heads the model may leave out, optimizer state and buffers of training checkpoints."""
+def _expected_unused(name, prefixes, family):
+    """Heads the model may leave out, the other half of a T5 checkpoint, optimizer state and
+    buffers of training checkpoints."""
     for prefix in prefixes:
         if name.startswith(prefix):
             name = name[len(prefix):]
-    return name.startswith(OPTIONAL_HEADS) or name.endswith(
+    other_half = {"encoder": ("decoder", "lm_head"), "decoder": ("encoder",)}.get(
+        family.rsplit("_", 1)[-1], ())
+    return name.startswith(OPTIONAL_HEADS + other_half) or name.endswith(
         ("adam_m", "adam_v", "global_step", "position_ids", "masked_bias", "attn.bias",
                          "embed_positions.weight")
     )

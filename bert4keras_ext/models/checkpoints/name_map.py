@@ -20,6 +20,7 @@ class WeightName:
     # (axis, index, parts): the stored Hugging Face tensor is `parts` weights concatenated on
     # `axis`, and this weight is part `index` (GPT-2's fused query/key/value).
     hugging_face_part: tuple = None
+    transposed_in_original: bool = False  # T5's relative bias is stored [heads, buckets]
 
 
 def _under(prefix):
@@ -206,6 +207,51 @@ def gpt2_ml_weight_names(num_hidden_layers):
     return names
 
 
+def _t5_stack(stack, num_hidden_layers, norm):
+    """One side of T5 ('encoder' or 'decoder'); `norm` is 'layer_norm' (T5.1.1) or
+    'rms_norm' (mT5.1.1's original names)."""
+    ours = stack.capitalize()
+    bias = "SelfAttention.relative_attention_bias"
+    names = [WeightName(f"{ours}-Embedding-Relative-Position/embeddings",
+                        f"{stack}/block_000/layer_000/{bias.replace('.', '/')}",
+                        f"{stack}.block.0.layer.0.{bias}.weight", transposed_in_original=True)]
+    sublayers = ["MultiHeadSelfAttention", "FeedForward"]
+    if stack == "decoder":
+        sublayers.insert(1, "MultiHeadCrossAttention")
+    for i in range(num_hidden_layers):
+        for index, sublayer in enumerate(sublayers):
+            block = f"{ours}-Transformer-{i}-{sublayer}"
+            original, hf = f"{stack}/block_{i:03d}/layer_{index:03d}", f"{stack}.block.{i}.layer.{index}"
+            names.append(WeightName(f"{block}-Norm/gamma", f"{original}/{norm}/scale",
+                                    f"{hf}.layer_norm.weight"))
+            if sublayer == "FeedForward":
+                parts = {"intermediate_dense": "wi_0", "intermediate_dense_1": "wi_1",
+                         "output_dense": "wo"}
+                scope = "DenseReluDense"
+            else:
+                parts = {f"{role}_dense": role for role in "qkvo"}
+                scope = "EncDecAttention" if "Cross" in sublayer else "SelfAttention"
+            for part, stored in parts.items():
+                kernel = "/kernel" if scope == "DenseReluDense" else ""
+                names.append(WeightName(f"{block}/{part}/kernel",
+                                        f"{original}/{scope}/{stored}{kernel}",
+                                        f"{hf}.{scope}.{stored}.weight", True))
+    final = "final_layer_norm" if norm == "layer_norm" else norm
+    return names + [WeightName(f"{ours}-Output-Norm/gamma", f"{stack}/{final}/scale",
+                               f"{stack}.final_layer_norm.weight")]
+
+
+def t5_weight_names(num_hidden_layers, norm="layer_norm"):
+    """T5.1.1 / mT5.1.1 (`norm='rms_norm'`) in the released mesh-tensorflow names and in
+    Hugging Face's (no model prefix; Linear weights [out, in])."""
+    return [
+        WeightName("Embedding-Token/embeddings", "shared/embedding", "shared.weight"),
+        *_t5_stack("encoder", num_hidden_layers, norm),
+        *_t5_stack("decoder", num_hidden_layers, norm),
+        WeightName("Decoder-Output-LM/kernel", "decoder/logits/kernel", "lm_head.weight", True),
+    ]
+
+
 NAME_MAPS = {
     "bert": bert_weight_names,
     "roberta": bert_weight_names,
@@ -218,6 +264,9 @@ NAME_MAPS = {
     "gpt2": gpt2_weight_names,
     "gpt2_ml": gpt2_ml_weight_names,
 }
+for _part in ("", "_encoder", "_decoder"):
+    NAME_MAPS[f"t5.1.1{_part}"] = t5_weight_names
+    NAME_MAPS[f"mt5.1.1{_part}"] = lambda layers: t5_weight_names(layers, "rms_norm")
 # Prefixes Hugging Face model classes put before the names above.
 HUGGING_FACE_PREFIXES = {
     "bert": ("bert.",), "roberta": ("roberta.",), "nezha": ("nezha.",),
@@ -236,14 +285,23 @@ def weight_names(family, num_hidden_layers):
 
 def num_layers_of(model):
     """How many Transformer blocks the model runs (ALBERT's one shared block counts once per
-    call)."""
-    pattern = re.compile(r"(Transformer-\d+|Transformer)-MultiHeadSelfAttention$")
-    # Functional models record each call of a shared layer as one inbound node.
-    return sum(len(layer._inbound_nodes) for layer in model.layers if pattern.match(layer.name))
+    call; a T5 counts its encoder's or its decoder's blocks)."""
+    pattern = re.compile(r"(Encoder-|Decoder-|)(?:Transformer-\d+|Transformer)"
+                         r"-MultiHeadSelfAttention$")
+    # The model's own graph has one node per call of a layer (a shared layer's nodes in
+    # other models, such as T5's decoder inside the whole T5, are not in it).
+    counts = {}
+    for nodes in model._nodes_by_depth.values():
+        for node in nodes:
+            found = pattern.match(node.operation.name)
+            if found:
+                counts[found.group(1)] = counts.get(found.group(1), 0) + 1
+    return max(counts.values(), default=0)
 
 
-# Rows of these follow the vocabulary, so `keep_tokens` selects them.
-VOCABULARY_WEIGHTS = ("Embedding-Token/embeddings", "MLM-Bias/bias")
+# Weights along the vocabulary, and the axis: `keep_tokens` selects those entries.
+VOCABULARY_WEIGHTS = {"Embedding-Token/embeddings": 0, "MLM-Bias/bias": 0,
+                      "Decoder-Output-LM/kernel": 1}
 # Heads a checkpoint may carry that our model leaves out on request; not worth a warning.
 OPTIONAL_HEADS = ("bert/pooler/", "cls/", "pooler.", "cls.", "predictions.", "lm_head.",
                   "discriminator_predictions", "generator", "sop_classifier.")
