@@ -4,26 +4,29 @@
 vocabulary (checked on a varied corpus in the tests): text cleaning (control characters
 dropped, whitespace unified), one token per CJK character, lower-casing with accent
 stripping, punctuation split off, then greedy longest-match WordPiece with '##' continuations
-and `[UNK]` for words over 100 characters. Special tokens written inside the text (e.g.
-'[MASK]') are split like any text; add their ids yourself.
+and `[UNK]` for words over 100 characters. Special tokens of the vocabulary written in the
+text (`[CLS]`, `[SEP]`, `[MASK]`, `[PAD]`, `[UNK]`) stay whole, as `BertTokenizer` keeps them.
 
 With `fast=True` the same normalization runs in the `tokenizers` package (Rust), if installed.
 """
 import os
+import re
 import unicodedata
 
 SPECIAL = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 MAX_WORD_CHARS = 100
 
 
-def load_vocab(path, encoding="utf-8", simplified=False, startswith=None):
+def load_vocab(path=None, encoding="utf-8", simplified=False, startswith=None, dict_path=None):
     """Reads a `vocab.txt` (one token per line) into `{token: id}`.
 
     With `simplified=True` returns `(token_dict, keep_tokens)`: the tokens in `startswith`
     first, then every token except those of several characters that contain a CJK character or
     punctuation (bert4keras's reduction, which drops '[unused*]' and CJK words), renumbered;
     `keep_tokens` lists their original ids for `build_transformer_model(keep_tokens=...)`.
+    `dict_path` is bert4keras's name for `path`.
     """
+    path = _one_of(path, dict_path, "path", "dict_path")
     if not os.path.exists(path):
         raise FileNotFoundError(f"Vocabulary file not found: {path}")
     try:
@@ -58,6 +61,14 @@ def load_vocab(path, encoding="utf-8", simplified=False, startswith=None):
     return kept, keep_tokens
 
 
+def _one_of(value, alias, name, alias_name):
+    """The argument given under its name or under bert4keras's name, not both."""
+    if (value is None) == (alias is None):
+        raise TypeError(f"Pass exactly one of `{name}` and `{alias_name}` (bert4keras's name); "
+                        f"received {name}={value!r}, {alias_name}={alias!r}.")
+    return value if alias is None else alias
+
+
 def is_cjk(char):
     """CJK Unified Ideographs (BERT's ranges): each becomes a token of its own."""
     code = ord(char)
@@ -72,6 +83,15 @@ def is_punctuation(char):
     if 33 <= code <= 47 or 58 <= code <= 64 or 91 <= code <= 96 or 123 <= code <= 126:
         return True
     return unicodedata.category(char).startswith("P")
+
+
+def is_wide_punctuation(char):
+    """Punctuation written without a following space in CJK text: the CJK symbols block,
+    full-width forms, the dashes, quotes and ellipsis of general punctuation, middle dot."""
+    code = ord(char)
+    return is_punctuation(char) and (
+        0x3000 <= code <= 0x303F or 0xFF00 <= code <= 0xFF65 or 0x2013 <= code <= 0x2027
+        or 0xFE4F <= code <= 0xFE54 or code == 0xB7)
 
 
 def is_whitespace(char):
@@ -103,6 +123,12 @@ class Tokenizer:
         self.do_lower_case = do_lower_case
         for token in SPECIAL:
             setattr(self, f"_token_{token[1:-1].lower()}_id", self.token_dict.get(token))
+        # bert4keras's names: the start and end of every encoded text.
+        self._token_start, self._token_end = "[CLS]", "[SEP]"
+        self._token_start_id, self._token_end_id = self._token_cls_id, self._token_sep_id
+        specials = [token for token in SPECIAL if token in self.token_dict]
+        self._special_pattern = re.compile(
+            "(" + "|".join(re.escape(token) for token in specials) + ")")
         self._fast = self._fast_backend() if fast else None
 
     @property
@@ -118,11 +144,16 @@ class Tokenizer:
         return tokens
 
     def _tokenize(self, text):
-        if self._fast is not None:
-            return self._fast.encode(text, add_special_tokens=False).tokens
         tokens = []
-        for word in self._basic_words(text):
-            tokens.extend(self._word_pieces(word))
+        # Odd parts are special tokens written in the text.
+        for index, part in enumerate(self._special_pattern.split(text)):
+            if index % 2:
+                tokens.append(part)
+            elif self._fast is not None:
+                tokens += self._fast.encode(part, add_special_tokens=False).tokens
+            else:
+                for word in self._basic_words(part):
+                    tokens.extend(self._word_pieces(word))
         return tokens
 
     def _basic_words(self, text):
@@ -191,34 +222,67 @@ class Tokenizer:
     def ids_to_tokens(self, ids):
         return [self.id_to_token[int(index)] for index in ids]
 
-    def encode(self, first_text, second_text=None, maxlen=None):
-        """(token_ids, segment_ids) of `[CLS] first [SEP] (second [SEP])`.
+    def encode(self, first_text, second_text=None, maxlen=None, pattern="S*E*E",
+               truncate_from="right"):
+        """(token_ids, segment_ids) of `[CLS] first [SEP] second [SEP]` (`pattern='S*E*E'`)
+        or `[CLS] first [SEP] [CLS] second [SEP]` (`'S*ES*E'`), as bert4keras.
 
-        With `maxlen`, tokens are removed from the end of the longer text until the pair fits.
+        Texts may also be given as token lists (with their `[CLS]` and `[SEP]`). With `maxlen`,
+        one token at a time is removed from the longer text (the second counted with its
+        `[CLS]`, as bert4keras does), at its end before `[SEP]` (`truncate_from='right'`),
+        after `[CLS]` (`'left'`), or at the index `truncate_from`.
         """
-        first = self.tokenize(first_text)
-        second = self.tokenize(second_text)[1:] if second_text is not None else []
+        if pattern not in ("S*E*E", "S*ES*E"):
+            raise ValueError(f"`pattern` must be 'S*E*E' or 'S*ES*E'; received {pattern!r}.")
+        index = {"right": -2, "left": 1}.get(truncate_from, truncate_from)
+        if not isinstance(index, int):
+            raise ValueError("`truncate_from` must be 'right', 'left' or an index; received "
+                             f"{truncate_from!r}.")
+        first = self._tokens_of(first_text, "first_text")
+        second = [] if second_text is None else self._tokens_of(second_text, "second_text")
         if maxlen is not None:
-            truncate_pair(first, second, maxlen)
+            # Both texts keep their [CLS] while truncating; 'S*E*E' drops the second's after.
+            truncate_sequences(maxlen + (pattern == "S*E*E" and bool(second)), index, first,
+                               second)
+        if pattern == "S*E*E":
+            second = second[1:]
         return (self.tokens_to_ids(first + second),
                 [0] * len(first) + [1] * len(second))
 
-    def decode(self, ids):
-        """Readable text: special tokens dropped, '##' pieces joined, CJK characters written
-        without spaces, punctuation attached to what precedes it."""
+    def _tokens_of(self, text, name):
+        if isinstance(text, str):
+            return self.tokenize(text)
+        if isinstance(text, (list, tuple)) and all(isinstance(t, str) for t in text):
+            return list(text)
+        raise TypeError(f"`{name}` must be a string or a list of tokens; received "
+                        f"{type(text).__name__}.")
+
+    def decode(self, ids, tokens=None):
+        """Readable text, as bert4keras writes it: special tokens dropped, '##' pieces
+        joined, CJK characters without spaces, a space after punctuation except CJK
+        punctuation and opening brackets/operators, English contractions and decimals
+        rejoined. `tokens` may be given instead of `ids`."""
         text = ""
-        for token in self.ids_to_tokens(ids):
-            if token in SPECIAL:
+        for token in tokens if tokens is not None else self.ids_to_tokens(ids):
+            if token in SPECIAL or not token:
                 continue
             if token.startswith("##"):
                 text += token[2:]
+            elif len(token) == 1 and is_cjk(token):
+                text += token
             elif len(token) == 1 and is_punctuation(token):
                 text += token + " "
-            elif is_cjk(token[0]) or (text and is_cjk(text[-1])):
+            elif text and is_cjk(text[-1]):
                 text += token
             else:
                 text += " " + token
-        return " ".join(text.split())
+        text = re.sub(" +", " ", text)
+        text = re.sub(r"' (re|m|s|t|ve|d|ll) ", r"'\1 ", text)
+        text = re.sub(r"(\S) ", lambda found: found.group(1) if (
+            is_wide_punctuation(found.group(1)) or found.group(1) in "+-/={(<[")
+            else found.group(0), text)
+        text = re.sub(r"(\d\.) (\d)", r"\1\2", text)
+        return text.strip()
 
     def rematch(self, text, tokens):
         """For each token, the indices of the characters of `text` it came from ([] for special
@@ -257,7 +321,14 @@ def truncate(tokens, maxlen):
         tokens.pop(-2)
 
 
-def truncate_pair(first, second, maxlen):
-    while len(first) + len(second) > maxlen:
-        longer = first if len(first) >= len(second) else second
-        longer.pop(-2)
+def truncate_sequences(maxlen, indices, *sequences):
+    """Removes one item at a time from the longest sequence (the first of equals), at its
+    index in `indices` (one int for all), until the total length is at most `maxlen`;
+    returns the non-empty sequences, shortened in place (bert4keras's `truncate_sequences`)."""
+    sequences = [sequence for sequence in sequences if sequence]
+    if isinstance(indices, int):
+        indices = [indices] * len(sequences)
+    while sum(map(len, sequences)) > maxlen:
+        longest = max(range(len(sequences)), key=lambda i: (len(sequences[i]), -i))
+        sequences[longest].pop(indices[longest])
+    return sequences

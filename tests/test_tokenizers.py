@@ -45,6 +45,38 @@ def test_decode_is_readable(tokenizer):
     assert tokenizer.decode(token_ids) == "tokenization works, 北京大学2018!"
 
 
+def test_decode_writes_cjk_text_back_as_bert4keras():
+    text = "你好，世界。《书》好"
+    tokenizer = Tokenizer({token: index for index, token in enumerate(
+        ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *dict.fromkeys(text), "it", "'", "s",
+         "3", ".", "14", "(", "x", ")", "+", "y"])})
+    assert tokenizer.decode(tokenizer.encode(text)[0]) == text
+    english = "it's 3.14 (x) +y"
+    assert tokenizer.decode(tokenizer.encode(english)[0]) == "it's 3.14(x) +y"
+
+
+def test_encode_patterns_and_truncation_as_bert4keras(tokenizer):
+    """The second text is counted with its [CLS] while truncating: at maxlen 9 the pair of
+    equal texts keeps 5 + 4 tokens; 'S*ES*E' keeps the second [CLS]; 'left' cuts after
+    [CLS]; token lists are accepted."""
+    ids, segments = tokenizer.encode("a b c d e", "f g h i j", maxlen=9)
+    assert tokenizer.ids_to_tokens(ids) == ["[CLS]", "a", "b", "c", "[SEP]", "f", "g", "h",
+                                            "[SEP]"]
+    assert segments == [0] * 5 + [1] * 4
+    ids, segments = tokenizer.encode("a b c d e", "f g h i j", maxlen=9, pattern="S*ES*E",
+                                     truncate_from="left")
+    assert tokenizer.ids_to_tokens(ids) == ["[CLS]", "d", "e", "[SEP]", "[CLS]", "h", "i",
+                                            "j", "[SEP]"]
+    assert segments == [0] * 4 + [1] * 5
+    assert tokenizer.encode(["[CLS]", "a", "[SEP]"])[0] == tokenizer.encode("a")[0]
+    assert (tokenizer._token_start_id, tokenizer._token_end_id) == (
+        tokenizer._token_cls_id, tokenizer._token_sep_id)
+    with pytest.raises(ValueError, match="`pattern` must be"):
+        tokenizer.encode("a", "b", pattern="SE")
+    with pytest.raises(TypeError, match="`first_text` must be a string or a list"):
+        tokenizer.encode(3)
+
+
 def test_rematch_maps_tokens_to_characters(tokenizer):
     text = "Café Zürich naïve"
     tokens = tokenizer.tokenize(text)
@@ -58,6 +90,9 @@ def test_rematch_maps_tokens_to_characters(tokenizer):
 
 def test_load_vocab_simplified_drops_unused_and_keeps_ids():
     token_dict = load_vocab(str(VOCAB))
+    assert load_vocab(dict_path=str(VOCAB)) == token_dict
+    with pytest.raises(TypeError, match="exactly one of `path` and `dict_path`"):
+        load_vocab(str(VOCAB), dict_path=str(VOCAB))
     simple, keep_tokens = load_vocab(str(VOCAB), simplified=True,
                                      startswith=["[PAD]", "[UNK]", "[CLS]", "[SEP]"])
     assert list(simple)[:4] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]

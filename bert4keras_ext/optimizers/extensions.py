@@ -133,9 +133,14 @@ class LayerAdaptation(Extensible):
 class ExponentialMovingAverage(Extensible):
     """Shadow weights `s <- m s + (1 - m) w` after every real update, inside the train step.
 
-    Shadows start equal to the weights (no bias correction). `apply_ema_weights()` copies the
-    current weights to host memory and loads the shadows; `reset_old_weights()` restores the
-    copy bit for bit. `with optimizer.ema_weights(model): ...` does both around a block.
+    As in bert4keras, shadows start at zero and `apply_ema_weights()` divides them by
+    `1 - m^t` (`t` real updates of that weight: "Adam: A Method for Stochastic Optimization",
+    https://arxiv.org/abs/1412.6980, section 3), so the average covers the weights of the run
+    only, not an initial value that a short run would never wash out. `1 - m^t` is kept as
+    a second, scalar average of ones per weight (exact when a weight skips a non-finite
+    step). `apply_ema_weights()` copies the current weights to host memory and loads the
+    averages; `reset_old_weights()` restores the copy bit for bit. `with
+    optimizer.ema_weights(model): ...` does both around a block.
     """
 
     def __init__(self, *args, ema_momentum=0.999, **kwargs):
@@ -149,35 +154,51 @@ class ExponentialMovingAverage(Extensible):
         if self.built:
             return
         super().build(variables)
-        # An initializer rather than an assign: Keras may defer initializing the slots.
-        self._shadows = [
-            self.add_variable_from_reference(
-                variable, "ema", initializer=_value_of(variable)
-            )
-            for variable in variables
-        ]
+        self._shadows = [self.add_variable_from_reference(variable, "ema")
+                         for variable in variables]
+        self._ema_mass = [self.add_variable(shape=(), dtype="float32", initializer="zeros",
+                                            name=f"ema_mass_{index}")
+                          for index in range(len(variables))]
 
     def _after_update(self, variable):
         super()._after_update(variable)
-        shadow = self._shadows[self._get_variable_index(variable)]
+        index = self._get_variable_index(variable)
+        shadow, mass = self._shadows[index], self._ema_mass[index]
         weight = ops.cast(variable, shadow.dtype)
         self.assign(shadow, self.ema_momentum * shadow + (1.0 - self.ema_momentum) * weight)
+        self.assign(mass, self.ema_momentum * mass + (1.0 - self.ema_momentum))
+
+    def averaged_weights(self, bias_correction=True):
+        """The EMA of each trained weight (NumPy): the shadow divided by `1 - m^t`, or the raw
+        zero-started shadow with `bias_correction=False`. A weight never updated gives its
+        current value (corrected) or zeros (raw)."""
+        averages = []
+        for variable, shadow, mass in zip(self._trainable_variables, self._shadows,
+                                          self._ema_mass):
+            shadow, mass = ops.convert_to_numpy(shadow), float(ops.convert_to_numpy(mass))
+            if bias_correction:
+                shadow = (shadow / mass).astype(shadow.dtype) if mass > 0 else (
+                    ops.convert_to_numpy(variable))
+            averages.append(shadow)
+        return averages
 
     @property
     def ema_weights_applied(self):
         return self._backup is not None
 
-    def apply_ema_weights(self):
-        """Backs the current weights up and loads the EMA shadows into the model."""
+    def apply_ema_weights(self, bias_correction=True):
+        """Backs the current weights up and loads the EMA weights (`averaged_weights`) into
+        the model."""
         if not self.built:
             raise RuntimeError("The optimizer has no EMA weights before it is built.")
         if self._backup is not None:
             raise RuntimeError("EMA weights are already applied; call reset_old_weights() first.")
+        averages = self.averaged_weights(bias_correction)
         self._backup = [np.array(ops.convert_to_numpy(v)) for v in self._trainable_variables]
-        for variable, shadow in zip(self._trainable_variables, self._shadows):
-            # Through host memory: on JAX a weight sharing its shadow's buffer would be
-            # donated twice by the next step.
-            variable.assign(ops.convert_to_numpy(shadow))
+        # Through host memory: on JAX a weight sharing its shadow's buffer would be donated
+        # twice by the next step.
+        for variable, average in zip(self._trainable_variables, averages):
+            variable.assign(average)
 
     def reset_old_weights(self):
         """Restores the weights saved by `apply_ema_weights`, exactly."""
@@ -188,7 +209,7 @@ class ExponentialMovingAverage(Extensible):
         self._backup = None
 
     @contextlib.contextmanager
-    def ema_weights(self, model=None):
+    def ema_weights(self, model=None, bias_correction=True):
         """Context manager: the model holds the EMA weights inside the block.
 
         If `model` is given, checks that this optimizer trains its variables.
@@ -199,7 +220,7 @@ class ExponentialMovingAverage(Extensible):
                 raise ValueError(
                     f"This optimizer does not train the variables of model {model.name!r}."
                 )
-        self.apply_ema_weights()
+        self.apply_ema_weights(bias_correction)
         try:
             yield self
         finally:
@@ -209,16 +230,6 @@ class ExponentialMovingAverage(Extensible):
         config = super().get_config()
         config["ema_momentum"] = self.ema_momentum
         return config
-
-
-def _value_of(variable):
-    """An initializer returning the current value of `variable`."""
-
-    def initializer(shape, dtype=None):
-        # A copy: on JAX a shadow sharing the weight's buffer would be donated twice per step.
-        return ops.copy(ops.cast(ops.convert_to_tensor(variable), dtype or variable.dtype))
-
-    return initializer
 
 
 @functools.cache

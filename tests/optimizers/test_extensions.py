@@ -124,9 +124,11 @@ def make_ema_model(ema=True, k=1):
 
 
 def test_ema_never_changes_the_trajectory_and_matches_closed_form():
+    """Shadows start at zero; the applied average is the shadow over 1 - m^t (bert4keras's
+    `apply_ema_weights(bias_correction=True)`), the raw shadow without correction."""
     x, y = data(32)
     with_ema, without = make_ema_model(True), make_ema_model(False)
-    shadows = [w.astype("float64") for w in with_ema.get_weights()]
+    shadows = [np.zeros_like(w, "float64") for w in with_ema.get_weights()]
     for step in range(8):
         batch = slice(4 * step, 4 * step + 4)
         with_ema.train_on_batch(x[batch], y[batch])
@@ -136,6 +138,36 @@ def test_ema_never_changes_the_trajectory_and_matches_closed_form():
         np.testing.assert_array_equal(a, b)
     for shadow, expected in zip(with_ema.optimizer._shadows, shadows):
         np.testing.assert_allclose(np.asarray(shadow), expected, atol=1e-6)
+    corrected = with_ema.optimizer.averaged_weights()
+    for average, expected in zip(corrected, shadows):
+        np.testing.assert_allclose(average, expected / (1 - 0.9 ** 8), atol=1e-6)
+    with with_ema.optimizer.ema_weights(bias_correction=False):
+        for weight, expected in zip(with_ema.get_weights(), shadows):
+            np.testing.assert_allclose(weight, expected, atol=1e-6)
+
+
+def test_bias_corrected_ema_averages_the_run_not_the_initialization():
+    """Linear regression, 320 updates, m = 0.999 (the porting report's case): the corrected
+    average is close to the trained weights, where a shadow started at the initial weights
+    is still mostly the initialization."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(320 * 8, 4)).astype("float32")
+    true = rng.normal(size=(4, 1)).astype("float32")
+    y = x @ true
+    model = linear_model()
+    model.compile(optimizer=extend_with_exponential_moving_average(SGDM)(
+        learning_rate=0.05, ema_momentum=0.999), loss="mse")
+    initial = [w.astype("float64") for w in model.get_weights()]
+    started_at_init = [w.copy() for w in initial]
+    for step in range(320):
+        model.train_on_batch(x[8 * step: 8 * step + 8], y[8 * step: 8 * step + 8])
+        started_at_init = [0.999 * s + 0.001 * w
+                           for s, w in zip(started_at_init, model.get_weights())]
+    with model.optimizer.ema_weights(model):
+        ema_mse = float(np.mean((model.predict(x, verbose=0) - y) ** 2))
+    model.set_weights([w.astype("float32") for w in started_at_init])
+    init_mse = float(np.mean((model.predict(x, verbose=0) - y) ** 2))
+    assert ema_mse < 0.1 and init_mse > 10 * ema_mse
 
 
 def test_ema_updates_once_per_real_update_under_accumulation():
@@ -159,9 +191,10 @@ def test_ema_swap_and_restore_is_bit_exact():
     tiny = [w * 0 + 1e-7 * (1 + np.arange(w.size).reshape(w.shape)) for w in model.get_weights()]
     model.set_weights(tiny)
     raw = model.get_weights()
+    averages = model.optimizer.averaged_weights()
     with model.optimizer.ema_weights(model):
-        for weight, shadow in zip(model.get_weights(), model.optimizer._shadows):
-            np.testing.assert_array_equal(weight, np.asarray(shadow))
+        for weight, average in zip(model.get_weights(), averages):
+            np.testing.assert_array_equal(weight, average)
     for a, b in zip(model.get_weights(), raw):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="does not train the variables"):
