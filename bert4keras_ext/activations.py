@@ -30,6 +30,16 @@ NAMED = {"gelu": gelu_erf, "gelu_erf": gelu_erf, "gelu_tanh": gelu_tanh,
          "gelu_new": gelu_tanh, "gelu_pytorch_tanh": gelu_tanh, "gelu_sigmoid": gelu_sigmoid}
 
 
+def set_gelu(version):
+    """What 'gelu' means from now on for models built in this process: 'erf' (exact, the
+    default) or 'tanh', as bert4keras's `set_gelu`. Explicit names ('gelu_erf',
+    'gelu_tanh') are unaffected."""
+    forms = {"erf": gelu_erf, "tanh": gelu_tanh}
+    if version not in forms:
+        raise ValueError(f"`version` must be 'erf' or 'tanh'; received {version!r}.")
+    NAMED["gelu"] = forms[version]
+
+
 def get(identifier):
     """An activation function from a name of ours, a Keras name, a config or a callable."""
     if isinstance(identifier, str) and identifier in NAMED:
@@ -38,7 +48,8 @@ def get(identifier):
 
 
 def name_of(activation):
-    """The name `get` resolves to `activation`: 'gelu' for the exact form, as in BERT configs."""
+    """The name `get` resolves to `activation`: 'gelu' for what 'gelu' means now (the exact
+    form unless `set_gelu('tanh')`), as in BERT configs."""
     for name, function in NAMED.items():
         if function is activation:
             return name

@@ -2,6 +2,7 @@
 and `parallel_apply` (SPEC C7)."""
 import collections
 import concurrent.futures
+import itertools
 import math
 import multiprocessing
 
@@ -15,8 +16,9 @@ def sequence_padding(inputs, length=None, value=0, seq_dims=1, mode="post"):
     """Pads (or truncates) ragged nested sequences into one NumPy array.
 
     `inputs` is a batch of sequences; the first `seq_dims` axes after the batch are padded to
-    `length` (an int or one int per axis; default: the longest). `mode='post'` pads and cuts at
-    the end, `'pre'` at the start.
+    `length` (an int or one int per axis; default: the longest). `mode='post'` pads at the
+    end, `'pre'` at the start; longer sequences keep their first `length` items in both modes,
+    as in bert4keras.
 
     Example:
     ```python
@@ -63,7 +65,7 @@ def _first_leaf(sequences, depth):
 def _place(target, item, length, mode):
     """Writes `item` into `target` (already padded), cutting it to `length`."""
     size = length[0]
-    kept = list(item)[:size] if mode == "post" else list(item)[max(0, len(item) - size):]
+    kept = list(item)[:size]
     offset = 0 if mode == "post" else size - len(kept)
     for i, element in enumerate(kept):
         if len(length) > 1:
@@ -137,31 +139,81 @@ class DataGenerator:
         raise NotImplementedError(f"{type(self).__name__} must define `__iter__(random)`.")
 
     def forfit(self, random=True):
+        """Batches without end, for `fit(generator.forfit(), steps_per_epoch=len(generator))`.
+
+        Two Keras 3 traps are absorbed: lists in a batch become tuples (Keras reads a list as
+        a tensor to stack; a `None` target is dropped), and on TensorFlow the result is a `tf.data.Dataset` whose spec
+        leaves every axis open but those of size 1 in the first batch, such as a label axis
+        (Keras would fix each axis that has the same size in its first two batches, so a
+        later batch padded to another length would fail).
+        """
+        batches = self._batches_forever(random)
+        if keras.backend.backend() != "tensorflow":
+            return batches
+        import tensorflow as tf
+
+        first = next(batches)
+        signature = keras.tree.map_structure(
+            lambda x: tf.TensorSpec(_open_shape(np.shape(x)), np.asarray(x).dtype), first)
+        return tf.data.Dataset.from_generator(lambda: itertools.chain([first], batches),
+                                              output_signature=signature)
+
+    def fortest(self, random=False):
+        """The inputs of every batch (its first element), without end, as bert4keras's."""
+        for batch in self._batches_forever(random):
+            yield batch[0]
+
+    def _batches_forever(self, random=True):
         while True:
-            yield from self.__iter__(random)
+            empty = True
+            for batch in self.__iter__(random):
+                empty = False
+                batch = _lists_to_tuples(batch)
+                if isinstance(batch, tuple) and len(batch) == 2 and batch[1] is None:
+                    batch = batch[:1]  # `yield x, None` (a Loss layer model): inputs only
+                yield batch
+            if empty:  # cycling an empty pass would loop forever
+                raise ValueError(f"{type(self).__name__} yielded no batch from its data "
+                                 f"({_describe(self.data)}); there is nothing to train on.")
 
     def to_dataset(self, types, shapes, names=None, padded_batch=False):
-        """A `tf.data.Dataset` over `forfit()`.
-
-        `types` / `shapes` describe what `__iter__` yields (nested like it); with `names`,
+        """A `tf.data.Dataset` of batches, as bert4keras's: `__iter__` yields single samples
+        (described by `types` / `shapes`, nested like them), which the dataset groups into
+        batches of `batch_size`, padded to the longest with `padded_batch=True`. With `names`,
         the structure is given names (`names=('x', 'y')` with `types=('int32', 'int32')`
-        gives dicts). With `padded_batch=True`, `__iter__` yields single samples and the
-        dataset pads them into batches of `batch_size`.
+        gives dicts).
         """
         import tensorflow as tf
 
         signature = _signature(types, shapes, names)
         if names is None:
-            generator = self.forfit
+            generator = self._batches_forever
         else:
-            generator = lambda: (_named(names, item) for item in self.forfit())  # noqa: E731
+            generator = lambda: (_named(names, item)  # noqa: E731
+                                 for item in self._batches_forever())
         dataset = tf.data.Dataset.from_generator(generator, output_signature=signature)
         if padded_batch:
-            dataset = dataset.padded_batch(self.batch_size)
-        return dataset
+            return dataset.padded_batch(self.batch_size)
+        return dataset.batch(self.batch_size)
 
 
 _NOTHING = object()
+
+
+def _open_shape(shape):
+    return tuple(1 if size == 1 and axis else None for axis, size in enumerate(shape))
+
+
+def _describe(data):
+    return f"{len(data)} items" if hasattr(data, "__len__") else type(data).__name__
+
+
+def _lists_to_tuples(structure):
+    if isinstance(structure, (list, tuple)):
+        return tuple(_lists_to_tuples(item) for item in structure)
+    if isinstance(structure, dict):
+        return {key: _lists_to_tuples(value) for key, value in structure.items()}
+    return structure
 
 
 def _signature(types, shapes, names):

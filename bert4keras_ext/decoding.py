@@ -99,6 +99,17 @@ class AutoRegressiveDecoder:
 
         return decorator
 
+    def last_token(self, model):
+        """`model` with each output cut to its last position (bert4keras's helper for
+        `predict`); made once per model. Its `predict` prints no progress bar."""
+        cache = self.__dict__.setdefault("_last_token_models", {})
+        if id(model) not in cache:
+            outputs = [keras.layers.Lambda(lambda x: x[:, -1])(output)
+                       for output in model.outputs]
+            cache[id(model)] = _QuietModel(model.inputs, outputs,
+                                           name=f"{model.name}_last_token")
+        return cache[id(model)]
+
     def predict(self, inputs, output_ids, states, temperature=1.0, rtype="probas"):
         raise NotImplementedError(
             f"{type(self).__name__} must define `predict`, decorated with "
@@ -201,8 +212,9 @@ class AutoRegressiveDecoder:
         """For each input, `n` outputs sampled from the (top-k / top-p filtered) model."""
         if topk is not None and (not isinstance(topk, int) or topk < 1):
             raise ValueError(f"`topk` must be None or a positive integer; received {topk!r}.")
-        if topp is not None and not 0.0 < topp <= 1.0:
-            raise ValueError(f"`topp` must be None or in (0, 1]; received {topp!r}.")
+        if topp is not None and not topp > 0.0:
+            raise ValueError(f"`topp` must be None or > 0 (>= 1 keeps every token, as in "
+                             f"bert4keras); received {topp!r}.")
         rng = np.random.default_rng(seed)
         inputs = [np.asarray(x) for x in inputs]
         count = len(inputs[0])
@@ -236,6 +248,14 @@ class AutoRegressiveDecoder:
             for row in range(len(owner)):
                 results[owner[row]].append(output_ids[row, start:])
         return results
+
+
+class _QuietModel(keras.Model):
+    """A functional model whose `predict` defaults to `verbose=0` (decoding calls it once per
+    step)."""
+
+    def predict(self, x, *args, verbose=0, **kwargs):
+        return super().predict(x, *args, verbose=verbose, **kwargs)
 
 
 def top_indices(values, k):

@@ -11,7 +11,7 @@ from bert4keras_ext.data import DataGenerator, SeededBatches, parallel_apply, se
 def test_sequence_padding_post_pre_and_nested():
     np.testing.assert_array_equal(sequence_padding([[1, 2, 3], [4]]), [[1, 2, 3], [4, 0, 0]])
     np.testing.assert_array_equal(sequence_padding([[1, 2, 3], [4]], length=2, mode="pre"),
-                                  [[2, 3], [0, 4]])
+                                  [[1, 2], [0, 4]])  # bert4keras keeps the head
     nested = sequence_padding([[[1, 2], [3]], [[4]]], seq_dims=2, value=-1)
     np.testing.assert_array_equal(nested, [[[1, 2], [3, -1]], [[4, -1], [-1, -1]]])
     with pytest.raises(ValueError, match="`mode` must be 'post' or 'pre'"):
@@ -54,6 +54,39 @@ def test_to_dataset_with_padded_batch_and_names():
     rows = sorted(map(tuple, batch["tokens"].numpy()))
     assert rows == [(1, 0, 0), (1, 2, 0), (1, 2, 3)]
     assert sorted(batch["length"].numpy().tolist()) == [1, 2, 3]
+
+
+def test_to_dataset_batches_single_samples_as_bert4keras():
+    class Samples(DataGenerator):
+        def __iter__(self, random=False):
+            for _, item in self.sample(random):
+                yield np.array([item, item]), np.array(item)
+
+    x, y = next(iter(Samples([1, 2, 3, 4], batch_size=2).to_dataset(
+        types=("int64", "int64"), shapes=([2], []))))
+    assert x.shape == (2, 2) and y.shape == (2,)
+
+
+@pytest.mark.backend_neutral
+def test_forfit_feeds_fit_lists_and_batches_of_changing_length():
+    """A bert4keras generator (lists, per-batch padding) trains with Keras 3's fit: the two
+    first batches have the same length, the third another."""
+    class Batches(DataGenerator):
+        def __iter__(self, random=False):
+            for length in (3, 3, 5):
+                ids = np.ones((2, length), "int32")
+                yield [ids, ids], np.zeros((2, length, 1), "float32")
+
+    ids = keras.Input((None,), dtype="int32")
+    segments = keras.Input((None,), dtype="int32")
+    embedded = keras.layers.Embedding(4, 1)(keras.layers.Add()([ids, segments]))
+    model = keras.Model([ids, segments], embedded)
+    model.compile(optimizer="sgd", loss="mse")
+    generator = Batches(list(range(6)), batch_size=2)
+    history = model.fit(generator.forfit(), steps_per_epoch=3, epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2
+    with pytest.raises(ValueError, match=r"Pairs yielded no batch from its data \(0 items\)"):
+        next(iter(Pairs([], batch_size=2).forfit()))
 
 
 class RandomMasks(SeededBatches):

@@ -57,11 +57,19 @@ class Uncached(AutoRegressiveDecoder):
 PROMPTS = [np.array([1, 5, 6, 7, 2]), np.array([1, 8, 2]), np.array([1, 9, 9, 4, 11, 3, 2])]
 
 
+def tensorflow_only(*case):
+    """A case run on TensorFlow only: on JAX each case compiles for ~3x as long, and one
+    case per position scheme and input layout covers that backend."""
+    return pytest.param(*case, marks=pytest.mark.tensorflow_only)
+
+
 @pytest.mark.parametrize("family,application,condition_size", [
-    ("bert", "unilm", None), ("bert", "lm", None), ("bert", "unilm", 6), ("bert", "lm", 6),
-    ("roformer", "unilm", None), ("roformer", "lm", None), ("roformer_v2", "unilm", None),
-    ("nezha", "unilm", None), ("nezha", "lm", 6), ("albert", "lm", None),
-    ("albert", "unilm", 6), ("gpt2", "lm", None), ("gpt2_ml", "lm", None),
+    ("bert", "unilm", None), tensorflow_only("bert", "lm", None), ("bert", "unilm", 6),
+    tensorflow_only("bert", "lm", 6), tensorflow_only("roformer", "unilm", None),
+    ("roformer", "lm", None), tensorflow_only("roformer_v2", "unilm", None),
+    ("nezha", "unilm", None), tensorflow_only("nezha", "lm", 6),
+    tensorflow_only("albert", "lm", None), ("albert", "unilm", 6), ("gpt2", "lm", None),
+    tensorflow_only("gpt2_ml", "lm", None),
 ])
 def test_cached_equals_uncached_greedy_and_beam_in_batches(family, application, condition_size):
     """The generator runs the model's own graph with caches for every decoder-capable family:
@@ -185,8 +193,8 @@ def test_wraps_temperature_and_errors():
     decoder = FixedDistribution([0.5, 0.5, 0, 0, 0, 0], maxlen=3)
     with pytest.raises(ValueError, match="`topk` must be a positive integer"):
         decoder.beam_search([np.zeros(1)], 0)
-    with pytest.raises(ValueError, match=r"`topp` must be None or in \(0, 1\]"):
-        decoder.random_sample([np.zeros(1)], 2, topp=1.5)
+    with pytest.raises(ValueError, match=r"`topp` must be None or > 0"):
+        decoder.random_sample([np.zeros(1)], 2, topp=0.0)
     with pytest.raises(ValueError, match="application='lm' or 'unilm'"):
         CachedGenerator(tiny_model("encoder"), end_id=END, maxlen=4)
     with pytest.raises(NotImplementedError, match="must define `predict`"):

@@ -1,4 +1,10 @@
-"""Transformer layers built on `keras.ops` only (they run on any Keras backend)."""
+"""Transformer layers built on `keras.ops` only (they run on any Keras backend).
+
+Other names are Keras's layers, so `from bert4keras_ext.layers import Dense, Lambda` works as
+`from bert4keras.layers import ...` did (bert4keras re-exported `keras.layers`).
+"""
+import keras
+
 from bert4keras_ext.layers.attention import MultiHeadAttention
 from bert4keras_ext.layers.attention_mask import AttentionMask
 from bert4keras_ext.layers.bias_add import BiasAdd
@@ -8,6 +14,7 @@ from bert4keras_ext.layers.embeddings import (
     SinusoidalPositionEmbedding,
 )
 from bert4keras_ext.layers.feedforward import FeedForward
+from bert4keras_ext.layers.loss import Loss
 from bert4keras_ext.layers.normalization import LayerNormalization
 from bert4keras_ext.layers.performer_attention import PerformerAttention
 from bert4keras_ext.layers.relative_position_bias import RelativePositionBias
@@ -18,9 +25,16 @@ __all__ = [
     "Embedding",
     "FeedForward",
     "LayerNormalization",
+    "Loss",
     "MultiHeadAttention",
     "PerformerAttention",
     "PositionEmbedding",
     "RelativePositionBias",
     "SinusoidalPositionEmbedding",
 ]
+
+
+def __getattr__(name):
+    if hasattr(keras.layers, name):
+        return getattr(keras.layers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

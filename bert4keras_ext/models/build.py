@@ -31,13 +31,14 @@ MODELS = tuple(FAMILIES)
 
 
 def build_transformer_model(
-    config,
+    config=None,
     checkpoint_path=None,
     model="bert",
     application=None,
     keep_tokens=None,
     name=None,
     return_keras_model=True,
+    config_path=None,
     **options,
 ):
     """Builds a Transformer of family `model` from a config dict or a `bert_config.json` path.
@@ -82,9 +83,12 @@ def build_transformer_model(
         keep_tokens: vocabulary ids to keep from the checkpoint (sets `vocab_size`).
         name: the model's name (default: `model`).
         return_keras_model: False returns the builder instead, with the Keras model as
-            `.model` (and, for T5, `.encoder` and `.decoder`), as bert4keras does.
+            `.model` and its `.initializer` (and, for T5, `.encoder` and `.decoder`), as
+            bert4keras does.
+        config_path: bert4keras's name for `config`.
         **options: the family builder's arguments (`with_mlm`: False, True (probabilities) or
-            'linear' (logits), the MLM head tied to the token embeddings; `with_pool`;
+            'linear' (logits), the MLM head tied to the token embeddings; by default True for
+            'lm' and 'unilm', as in bert4keras, else False; `with_pool`;
             `normalization`: 'softmax', 'softmax_plus', 'taylor_softmax' or 'performer';
             `layer_norm_cond`, `layer_norm_cond_hidden_size`, `layer_norm_cond_hidden_act`,
             `additional_input_layers` for Conditional LayerNorm; `sequence_length` for static
@@ -92,6 +96,9 @@ def build_transformer_model(
             `with_lm`, `cross_position_bias`, `scale_logits` for T5 decoders),
             or config entries to replace, e.g. `hidden_dropout_prob=0.0`.
     """
+    if (config is None) == (config_path is None):
+        raise TypeError("Pass exactly one of `config` and `config_path` (bert4keras's name).")
+    config = config if config_path is None else config_path
     if model not in FAMILIES:
         raise ValueError(f"`model` must be one of {MODELS}; received {model!r}.")
     family = FAMILIES[model]

@@ -179,6 +179,7 @@ class T5:
                                          name=f"{name}_decoder", application="lm", **options)
         # One set of layers: the token embedding is shared.
         self.decoder_builder._layers = self.encoder_builder._layers
+        self.initializer = self.encoder_builder.initializer
         self.name = name
 
     def build(self):

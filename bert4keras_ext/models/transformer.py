@@ -143,7 +143,7 @@ class Transformer:
         self,
         config,
         application="encoder",
-        with_mlm=False,
+        with_mlm=None,
         with_pool=False,
         normalization="softmax",
         layer_norm_cond=None,
@@ -164,7 +164,8 @@ class Transformer:
                              "UNILM's attention mask cannot be linearized.")
         self.config = config
         self.application = application
-        self.with_mlm = with_mlm
+        # As bert4keras: language models output the token distribution unless told otherwise.
+        self.with_mlm = application in ("lm", "unilm") if with_mlm is None else with_mlm
         self.with_pool = with_pool
         self.normalization = normalization
         self.layer_norm_cond = (layer_norm_cond, layer_norm_cond_hidden_size,
@@ -242,7 +243,9 @@ class Transformer:
             cond = keras.Input((cond,), name="Input-LayerNorm-Condition")
             cond_inputs = [cond]
         elif additional_input_layers is not None:
-            cond_inputs = list(additional_input_layers)
+            cond_inputs = (list(additional_input_layers)
+                           if isinstance(additional_input_layers, (list, tuple))
+                           else [additional_input_layers])
         elif isinstance(cond._keras_history.operation, keras.layers.InputLayer):
             cond_inputs = [cond]
         else:

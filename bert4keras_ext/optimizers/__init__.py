@@ -6,6 +6,7 @@ from bert4keras_ext.optimizers.extensions import (
     extend_with_exponential_moving_average,
     extend_with_gradient_accumulation,
     extend_with_layer_adaptation,
+    extend_with_piecewise_linear_lr,
     extend_with_weight_decay,
 )
 from bert4keras_ext.optimizers.momentum import SGDM, Adam
@@ -23,5 +24,6 @@ __all__ = [
     "extend_with_exponential_moving_average",
     "extend_with_gradient_accumulation",
     "extend_with_layer_adaptation",
+    "extend_with_piecewise_linear_lr",
     "extend_with_weight_decay",
 ]

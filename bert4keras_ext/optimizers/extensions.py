@@ -18,6 +18,7 @@ import numpy as np
 from keras import ops
 
 from bert4keras_ext.optimizers.extensible import Extensible, check_grad_accum_steps, matches_any
+from bert4keras_ext.optimizers.schedules import PiecewiseLinearSchedule
 
 
 class GradientAccumulation(Extensible):
@@ -232,32 +233,63 @@ class ExponentialMovingAverage(Extensible):
         return config
 
 
+class PiecewiseLinearLearningRate:
+    """The learning rate times bert4keras's piecewise-linear multiplier `lr_schedule`
+    (`{step: multiplier}`, see `PiecewiseLinearSchedule`), for any optimizer."""
+
+    def __init__(self, *args, lr_schedule=None, **kwargs):
+        if not lr_schedule:
+            raise ValueError("`lr_schedule` must be a non-empty {step: multiplier} dict; "
+                             f"received {lr_schedule!r}.")
+        if args:
+            kwargs["learning_rate"], args = args[0], args[1:]
+        lr_schedule = {int(step): float(value) for step, value in dict(lr_schedule).items()}
+        kwargs["learning_rate"] = PiecewiseLinearSchedule(
+            lr_schedule, kwargs.get("learning_rate", 0.001))
+        super().__init__(*args, **kwargs)
+        self.lr_schedule = lr_schedule
+
+    def get_config(self):
+        config = super().get_config()
+        # The plain rate: `from_config` wraps it in the schedule again.
+        config["learning_rate"] = self._learning_rate.learning_rate
+        config["lr_schedule"] = self.lr_schedule
+        return config
+
+
 @functools.cache
-def _extend(feature, base):
+def _extend(feature, base, name=None):
     if not (isinstance(base, type) and issubclass(base, keras.optimizers.Optimizer)):
         raise TypeError(f"Expected a Keras optimizer class; received {base!r}.")
     if issubclass(base, feature):
         raise ValueError(f"{base.__name__} already has {feature.__name__}.")
-    name = f"{base.__name__}With{feature.__name__}"
+    name = name or f"{base.__name__}With{feature.__name__}"
     extended = type(name, (feature, base), {"__module__": __name__})
     return keras.saving.register_keras_serializable(package="bert4keras_ext")(extended)
 
 
-def extend_with_gradient_accumulation(base):
+# `name` names the new class, as bert4keras's `extend_with_*(base, name=...)` do.
+def extend_with_gradient_accumulation(base, name=None):
     """`base` with buffered gradient accumulation (argument `grad_accum_steps`)."""
-    return _extend(GradientAccumulation, base)
+    return _extend(GradientAccumulation, base, name)
 
 
-def extend_with_weight_decay(base):
+def extend_with_weight_decay(base, name=None):
     """`base` with decoupled weight decay (`weight_decay_rate`, `exclude_from_weight_decay`)."""
-    return _extend(WeightDecay, base)
+    return _extend(WeightDecay, base, name)
 
 
-def extend_with_layer_adaptation(base):
+def extend_with_layer_adaptation(base, name=None):
     """`base` with LAMB's layer adaptation (`exclude_from_layer_adaptation`)."""
-    return _extend(LayerAdaptation, base)
+    return _extend(LayerAdaptation, base, name)
 
 
-def extend_with_exponential_moving_average(base):
+def extend_with_exponential_moving_average(base, name=None):
     """`base` with weight EMA (`ema_momentum`), swap methods and `ema_weights()`."""
-    return _extend(ExponentialMovingAverage, base)
+    return _extend(ExponentialMovingAverage, base, name)
+
+
+def extend_with_piecewise_linear_lr(base, name=None):
+    """`base` whose learning rate follows `lr_schedule` (bert4keras's piecewise-linear
+    multiplier of the learning rate, by real update)."""
+    return _extend(PiecewiseLinearLearningRate, base, name)

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.backend_neutral
 
 
 def test_intermediate_outputs_and_attention_probabilities(tiny_config):
-    model = build_transformer_model(tiny_config, application="lm")
+    model = build_transformer_model(tiny_config, application="lm", with_mlm=False)
     rng = np.random.default_rng(0)
     token_ids = rng.integers(5, tiny_config["vocab_size"], size=(2, 7))
     token_ids[1, 5:] = 0  # padding

@@ -1,0 +1,111 @@
+"""bert4keras names and semantics that ported scripts rely on (see MIGRATION.md)."""
+import keras
+import numpy as np
+import pytest
+
+from bert4keras_ext import activations
+from bert4keras_ext.backend import K
+from bert4keras_ext.decoding import AutoRegressiveDecoder, filter_probas
+from bert4keras_ext.layers.loss import Loss
+from bert4keras_ext.models import build_transformer_model
+from bert4keras_ext.optimizers import (
+    Adam,
+    PiecewiseLinearSchedule,
+    extend_with_exponential_moving_average,
+    extend_with_piecewise_linear_lr,
+)
+from bert4keras_ext.snippets import sequence_padding, text_segmentate, to_array
+
+pytestmark = pytest.mark.backend_neutral
+
+CONFIG = dict(vocab_size=30, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+              intermediate_size=32)
+
+
+class CrossEntropy(Loss):
+    """bert4keras's language-model loss, as its scripts write it."""
+
+    def compute_loss(self, inputs, mask=None):
+        y_true, y_pred = inputs
+        y_mask = 1.0 if mask[1] is None else K.cast(mask[1], K.floatx())[:, 1:]
+        loss = K.sparse_categorical_crossentropy(y_true[:, 1:], y_pred[:, :-1])
+        return K.sum(loss * y_mask) / K.sum(y_mask)
+
+
+def test_loss_layer_gets_the_padding_mask_and_averages_over_real_tokens():
+    model = build_transformer_model(config_path=CONFIG, application="lm")  # with_mlm default
+    output = CrossEntropy(1)([model.inputs[0], model.outputs[0]])
+    trainer = keras.Model(model.inputs, output)
+    ids = sequence_padding([[2, 5, 6, 7, 3], [2, 8, 3]])
+    segments = np.zeros_like(ids)
+    probas = np.asarray(model([ids, segments]), "float64")
+    picked = np.take_along_axis(probas[:, :-1], ids[:, 1:, None], axis=2)[..., 0]
+    real = ids[:, 1:] != 0
+    expected = -np.log(picked)[real].mean()
+    trainer.compile(optimizer=keras.optimizers.SGD(0.0))
+    loss = trainer.evaluate([ids, segments], verbose=0)
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+    assert Loss.from_config(CrossEntropy(1).get_config()).output_axis == 1
+
+
+def test_last_token_and_wider_topp():
+    model = build_transformer_model(CONFIG, application="lm")
+    decoder = AutoRegressiveDecoder(start_id=None, end_id=3, maxlen=4)
+    last = decoder.last_token(model)
+    assert decoder.last_token(model) is last
+    ids = np.array([[2, 5, 6]])
+    np.testing.assert_allclose(last.predict([ids, np.zeros_like(ids)]),
+                               np.asarray(model([ids, np.zeros_like(ids)]))[:, -1], atol=1e-6)
+    probas = np.array([[0.5, 0.3, 0.2]])
+    np.testing.assert_allclose(filter_probas(probas, topp=5), probas)  # bert4keras: no cut
+
+
+def test_snippets_helpers():
+    assert text_segmentate("一句。二句。三句。", 4, seps="。") == ["一句。", "二句。", "三句。"]
+    assert text_segmentate("短。", 4, seps="。") == ["短。"]
+    a, b = to_array([1, 2], [[3]])
+    assert a.shape == (2,) and b.shape == (1, 1)
+    assert to_array([1]).shape == (1,)
+
+
+def test_piecewise_linear_lr_extension_and_names(tmp_path):
+    Optimizer = extend_with_piecewise_linear_lr(Adam, name="AdamLR")
+    assert Optimizer.__name__ == "AdamLR"
+    optimizer = Optimizer(1e-3, lr_schedule={10: 1.0, 20: 0.1})
+    schedule = PiecewiseLinearSchedule({10: 1.0, 20: 0.1}, 1e-3)
+    for step in (0, 5, 15, 30):
+        np.testing.assert_allclose(float(optimizer._learning_rate(step)),
+                                   float(schedule(step)), rtol=1e-6)
+    clone = Optimizer.from_config(optimizer.get_config())
+    assert clone.lr_schedule == {10: 1.0, 20: 0.1}
+    np.testing.assert_allclose(float(clone._learning_rate(15)), float(schedule(15)), rtol=1e-6)
+    ema = extend_with_exponential_moving_average(Adam, name="AdamEMA")
+    assert ema.__name__ == "AdamEMA" and ema(1e-3).ema_momentum == 0.999
+    with pytest.raises(ValueError, match="`lr_schedule` must be a non-empty"):
+        Optimizer(1e-3)
+
+
+def test_set_gelu_and_backend_names():
+    try:
+        activations.set_gelu("tanh")
+        assert activations.get("gelu") is activations.gelu_tanh
+    finally:
+        activations.set_gelu("erf")
+    assert activations.get("gelu") is activations.gelu_erf
+    with pytest.raises(ValueError, match="`version` must be 'erf' or 'tanh'"):
+        activations.set_gelu("fast")
+    assert K.floatx() == "float32" and K.int_shape(np.zeros((2, 3))) == (2, 3)
+    with pytest.raises(AttributeError, match="K.batch_dot_2 is not in keras.ops"):
+        K.batch_dot_2
+
+
+def test_builder_object_and_single_condition_input():
+    builder = build_transformer_model(config_path=CONFIG, return_keras_model=False)
+    assert isinstance(builder.model, keras.Model)
+    assert isinstance(builder.initializer, keras.initializers.TruncatedNormal)
+    cond = keras.Input((4,))
+    model = build_transformer_model(CONFIG, application="lm", layer_norm_cond=cond,
+                                    additional_input_layers=cond)
+    assert len(model.inputs) == 3
+    with pytest.raises(TypeError, match="exactly one of `config` and `config_path`"):
+        build_transformer_model(CONFIG, config_path=CONFIG)
