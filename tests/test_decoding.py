@@ -47,8 +47,13 @@ class Uncached(AutoRegressiveDecoder):
             token_ids, segment_ids, *extras = inputs
             ids = [np.concatenate([token_ids, output_ids], axis=1),
                    np.concatenate([segment_ids, np.full_like(output_ids, self.segment)], 1)]
+        # Padded to one width (padding keys are masked, later ones unseen), so the model is
+        # traced once per row count rather than once per length (slow on JAX).
+        length = ids[0].shape[1]
+        width = max(length, 32)
+        ids = [np.pad(x, [(0, 0), (0, width - length)]) for x in ids]
         inputs = [*ids, *extras]
-        logits = np.array(self.model(inputs if len(inputs) > 1 else inputs[0])[:, -1],
+        logits = np.array(self.model(inputs if len(inputs) > 1 else inputs[0])[:, length - 1],
                           dtype="float64")
         logits[:, 0] = -np.inf
         return logits

@@ -31,6 +31,8 @@ EPSILON = 1e-6
 
 
 class T5Encoder(Transformer):
+    """T5's encoder: token ids (0 is padding) -> normalized hidden states."""
+
     segments = False
     applications = ("encoder",)
     use_bias = False
@@ -91,6 +93,9 @@ class T5Encoder(Transformer):
 
 
 class T5Decoder(T5Encoder):
+    """T5's decoder: `[context, token_ids]` -> next-token distribution (`with_lm`: True for
+    probabilities, 'linear' for logits, False for the scaled hidden states)."""
+
     applications = ("lm",)
     prefix = "Decoder"
     bidirectional = False

@@ -21,10 +21,12 @@ def run(script, tmp_path, *flags):
 
 
 @pytest.mark.parametrize("script,flags,factor", [
-    # ALBERT from random weights on 768 reviews: the classifier leaves chance level.
-    ("task_sentiment_albert.py", ["--limit", "768", "--epochs", "3", "--maxlen", "32",
-                                  "--hidden", "128", "--lr", "1e-3", "--warmup", "10"], 0.97),
-    # The Loss layer averages over real tokens (mask[1]): from ln(vocab) ~ 8.4 down.
+    # ALBERT from random weights on 512 reviews: the classifier leaves chance level
+    # (0.720 -> 0.688 with seed 0).
+    ("task_sentiment_albert.py", ["--limit", "512", "--epochs", "3", "--maxlen", "32",
+                                  "--hidden", "128", "--lr", "2e-3", "--warmup", "10"], 0.97),
+    # The Loss layer averages over real tokens (mask[1]): from ln(vocab) ~ 8.4 down
+    # (8.30 -> 4.61 with seed 0).
     ("task_language_model.py", ["--limit", "192", "--epochs", "2", "--maxlen", "24",
                                 "--hidden", "64", "--lr", "2e-3"], 0.7),
 ])
@@ -35,3 +37,14 @@ def test_port_runs_and_learns(script, flags, factor, tmp_path):
     if script == "task_language_model.py":
         samples = re.findall(r"result: (.*)", stdout)
         assert samples and all(len(sample) > len("手机外观") for sample in samples)
+
+
+def test_masked_language_model_port_fills_the_masks(tmp_path):
+    """The checkpoint has no MLM head (the loader says so); the two masked tokens are filled
+    (a piece may join its neighbour)."""
+    result = subprocess.run([sys.executable, str(PORTS / "basic_masked_language_model.py")],
+                            capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "MLM-Dense/kernel" in result.stderr  # the warning about the absent head
+    words = result.stdout.strip().splitlines()[-1].split()
+    assert 1 <= len(words) <= 2 and all(word.isprintable() for word in words)
