@@ -18,7 +18,8 @@ def sequence_padding(inputs, length=None, value=0, seq_dims=1, mode="post"):
     `inputs` is a batch of sequences; the first `seq_dims` axes after the batch are padded to
     `length` (an int or one int per axis; default: the longest). `mode='post'` pads at the
     end, `'pre'` at the start; longer sequences keep their first `length` items in both modes,
-    as in bert4keras.
+    as in bert4keras. The array's dtype holds every element (ints and floats give floats,
+    strings keep their longest length); elements must all have one shape.
 
     Example:
     ```python
@@ -30,14 +31,23 @@ def sequence_padding(inputs, length=None, value=0, seq_dims=1, mode="post"):
     if not len(inputs):
         raise ValueError("`inputs` is empty.")
     longest = _longest(inputs, seq_dims)
-    if length is None:
-        length = longest
-    elif isinstance(length, int):
-        length = [length] * seq_dims
-    if len(length) != seq_dims:
-        raise ValueError(f"`length` must give {seq_dims} lengths; received {length!r}.")
-    leaves = _first_leaf(inputs, seq_dims + 1)
-    output = np.full((len(inputs), *length, *leaves.shape), value, dtype=leaves.dtype)
+    lengths = [length] * seq_dims if isinstance(length, (int, np.integer)) else length
+    if lengths is None:
+        lengths = longest
+    if (not isinstance(lengths, (list, tuple)) or len(lengths) != seq_dims or not all(
+            isinstance(n, (int, np.integer)) and n >= 0 for n in lengths)):
+        raise ValueError(f"`length` must be None, a non-negative int or {seq_dims} of them; "
+                         f"received {length!r}.")
+    length = lengths
+    # The innermost padded sequences, each as one array of its elements.
+    rows = [_as_array(row, seq_dims) for row in _elements(inputs, seq_dims - 1) if len(row)]
+    shapes = {row.shape[1:] for row in rows}
+    if len(shapes) > 1:
+        raise ValueError(f"The elements below the {seq_dims} padded axes (`seq_dims`) must "
+                         f"all have one shape; received shapes {sorted(shapes)}.")
+    shape = shapes.pop() if shapes else ()
+    dtype = np.result_type(*rows) if rows else np.asarray(value).dtype
+    output = np.full((len(inputs), *length, *shape), value, dtype=dtype)
     for row, item in enumerate(inputs):
         _place(output[row], item, length, mode)
     return output
@@ -52,14 +62,23 @@ def _longest(sequences, depth):
     return lengths
 
 
-def _first_leaf(sequences, depth):
-    """One leaf element (below the padded axes), for its shape and dtype."""
-    for item in sequences:
-        if depth == 1:
-            return np.asarray(item)
-        if len(item):
-            return _first_leaf(item, depth - 1)
-    return np.asarray(0)
+def _as_array(row, seq_dims):
+    try:
+        array = np.asarray(row)
+    except ValueError as error:  # ragged below the padded axes
+        raise ValueError(f"The elements below the {seq_dims} padded axes (`seq_dims`) must "
+                         f"all have one shape: {error}") from None
+    if array.dtype == object:
+        raise ValueError(f"The elements below the {seq_dims} padded axes (`seq_dims`) must "
+                         "all have one shape (and be numbers or strings).")
+    return array
+
+
+def _elements(sequences, depth):
+    """The elements `depth` levels below the batch (below the padded axes)."""
+    if depth == 0:
+        return list(sequences)
+    return [element for item in sequences for element in _elements(item, depth - 1)]
 
 
 def _place(target, item, length, mode):

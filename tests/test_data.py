@@ -18,6 +18,26 @@ def test_sequence_padding_post_pre_and_nested():
         sequence_padding([[1]], mode="middle")
 
 
+def test_sequence_padding_dtype_holds_every_element():
+    """Reliability probe DA05 / DA06: the dtype is no longer the first element's."""
+    np.testing.assert_array_equal(sequence_padding([[1, 2], [1.5, 2.5]]), [[1, 2], [1.5, 2.5]])
+    assert sequence_padding([["a", "b"], ["ccc"]], value="").tolist() == [["a", "b"],
+                                                                          ["ccc", ""]]
+    assert sequence_padding([[], []]).shape == (2, 0)
+
+
+@pytest.mark.parametrize("arguments,message", [
+    (dict(inputs=[[1, 2, 3], [4]], length=-1), r"`length` must be None, a non-negative int "
+                                                r"or 1 of them; received -1"),  # DA03
+    (dict(inputs=[[1, 2, 3], [4]], length=2.0), r"received 2.0"),  # DA04
+    (dict(inputs=[[1, 2], [[3, 4], [5]]]), r"below the 1 padded axes \(`seq_dims`\) must "
+                                           r"all have one shape"),  # DA07
+])
+def test_sequence_padding_bad_input_names_the_argument(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        sequence_padding(**arguments)
+
+
 class Pairs(DataGenerator):
     def __iter__(self, random=False):
         batch = []
