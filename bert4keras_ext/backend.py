@@ -44,6 +44,14 @@ def check_rank(x, rank, name, meaning=""):
     return shape
 
 
+def one_of(value, alias, name, alias_name):
+    """The argument given under its name or under bert4keras's name for it, not both."""
+    if (value is None) == (alias is None):
+        raise TypeError(f"Pass exactly one of `{name}` and `{alias_name}` (bert4keras's name); "
+                        f"received {name}={value!r}, {alias_name}={alias!r}.")
+    return value if alias is None else alias
+
+
 def check_positive_int(value, name):
     """Raises a ValueError naming `name` unless `value` is an integer >= 1."""
     if not isinstance(value, int) or value < 1:

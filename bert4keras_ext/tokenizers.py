@@ -13,6 +13,8 @@ import os
 import re
 import unicodedata
 
+from bert4keras_ext.backend import one_of
+
 SPECIAL = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 MAX_WORD_CHARS = 100
 
@@ -26,7 +28,7 @@ def load_vocab(path=None, encoding="utf-8", simplified=False, startswith=None, d
     `keep_tokens` lists their original ids for `build_transformer_model(keep_tokens=...)`.
     `dict_path` is bert4keras's name for `path`.
     """
-    path = _one_of(path, dict_path, "path", "dict_path")
+    path = one_of(path, dict_path, "path", "dict_path")
     if not os.path.exists(path):
         raise FileNotFoundError(f"Vocabulary file not found: {path}")
     try:
@@ -59,14 +61,6 @@ def load_vocab(path=None, encoding="utf-8", simplified=False, startswith=None, d
         kept[token] = len(kept)
         keep_tokens.append(token_dict[token])
     return kept, keep_tokens
-
-
-def _one_of(value, alias, name, alias_name):
-    """The argument given under its name or under bert4keras's name, not both."""
-    if (value is None) == (alias is None):
-        raise TypeError(f"Pass exactly one of `{name}` and `{alias_name}` (bert4keras's name); "
-                        f"received {name}={value!r}, {alias_name}={alias!r}.")
-    return value if alias is None else alias
 
 
 def is_cjk(char):

@@ -2,6 +2,7 @@
 import inspect
 import os
 
+from bert4keras_ext.backend import one_of
 from bert4keras_ext.models.albert import ALBERT, ALBERTUnshared
 from bert4keras_ext.models.bert import BERT
 from bert4keras_ext.models.checkpoints import load_checkpoint
@@ -96,9 +97,7 @@ def build_transformer_model(
             `with_lm`, `cross_position_bias`, `scale_logits` for T5 decoders),
             or config entries to replace, e.g. `hidden_dropout_prob=0.0`.
     """
-    if (config is None) == (config_path is None):
-        raise TypeError("Pass exactly one of `config` and `config_path` (bert4keras's name).")
-    config = config if config_path is None else config_path
+    config = one_of(config, config_path, "config", "config_path")
     if model not in FAMILIES:
         raise ValueError(f"`model` must be one of {MODELS}; received {model!r}.")
     family = FAMILIES[model]
