@@ -2,14 +2,14 @@
 
 An item is `{"id", "original_text", "equation", "ans"}` (JSON lines). The equation (without
 its leading `x=`) is the seq2seq target; preprocessing makes equations and answers evaluable:
-`a%` -> `(a/100)`, mixed numbers `a(b/c)` -> `(a+b/c)`, in the question `(a/b)` -> `a/b`,
-ratios `:` -> `/`, other `%` -> `/100`; items whose equation does not give their answer are
+`a%` -> `(a/100)`, mixed numbers `a(b/c)` -> `(a+b/c)` (in the question too, where a bare
+`(a/b)` then becomes `a/b`), ratios `:` -> `/`, other `%` -> `/100`; items whose equation does not give their answer are
 dropped, and brackets that do not change the value are removed.
 """
 import json
 import re
 
-from safe_arithmetic import safe_eval
+from bert4keras_ext.arithmetic import safe_eval
 
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)%")
 _MIXED = re.compile(r"(\d+)\((\d+/\d+)\)")
@@ -31,7 +31,9 @@ def normalize_expression(text):
 
 
 def normalize_question(text):
-    return _QUESTION_FRACTION.sub(r"\1", text)
+    """Mixed numbers keep their value (`1(5/6)` -> `(1+5/6)`, not `15/6`); other bracketed
+    fractions lose their brackets."""
+    return _QUESTION_FRACTION.sub(r"\1", _MIXED.sub(r"(\1+\2)", text))
 
 
 def remove_redundant_brackets(equation):

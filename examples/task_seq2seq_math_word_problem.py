@@ -117,7 +117,8 @@ def train_and_evaluate(train, valid, epochs, batch_size, lr, beam=1, output=None
 def main():
     parser = task_common.argument_parser(__doc__.splitlines()[0], "ape210k JSON lines")
     parser.add_argument("--train-size", type=int, default=12000, help="generated items")
-    parser.add_argument("--valid-size", type=int, default=300, help="generated items")
+    parser.add_argument("--valid-size", type=int, default=300,
+                        help="generated items, or items held out of --train without --valid")
     parser.add_argument("--language", choices=["zh", "en"], default="zh",
                         help="of the generated problems ('en' suits English vocabularies)")
     parser.add_argument("--beam", type=int, default=1)
@@ -125,8 +126,13 @@ def main():
     # SPEC C10: BERT-base on ape210k, Adam 2e-5, batch 32, about 25 epochs.
     args = task_common.parse_args(parser, scratch={"epochs": 6, "batch_size": 64, "lr": 1e-3},
                                   pretrained={"epochs": 25, "batch_size": 32, "lr": 2e-5})
-    if args.train:
-        train, valid = ape210k.load(args.train), ape210k.load(args.valid or args.train)
+    if args.valid and not args.train:
+        parser.error("--valid needs --train")
+    if args.valid:
+        train, valid = ape210k.load(args.train), ape210k.load(args.valid)
+    elif args.train:
+        items = ape210k.load(args.train)
+        train, valid = items[:-args.valid_size], items[-args.valid_size:]
     else:
         train, valid = ([x for x in map(ape210k.preprocess, generate(size, seed, args.language))
                          if x] for size, seed in ((args.train_size, 0), (args.valid_size, 1)))

@@ -48,6 +48,30 @@ def test_loss_layer_gets_the_padding_mask_and_averages_over_real_tokens():
     assert Loss.from_config(CrossEntropy(1).get_config()).output_axis == 1
 
 
+class SegmentCrossEntropy(Loss):
+    """bert4keras's seq2seq loss: integer segment ids weight the float loss directly."""
+
+    def compute_loss(self, inputs, mask=None):
+        y_true, y_mask, y_pred = inputs
+        loss = K.sparse_categorical_crossentropy(y_true[:, 1:], y_pred[:, :-1])
+        return K.sum(loss * y_mask[:, 1:]) / K.sum(y_mask[:, 1:])
+
+
+def test_loss_layer_gives_integer_inputs_as_floats_like_bert4keras():
+    model = build_transformer_model(config_path=CONFIG, application="unilm")
+    output = SegmentCrossEntropy(2)(model.inputs + model.outputs)
+    trainer = keras.Model(model.inputs, output)
+    ids = np.array([[2, 5, 6, 3, 7, 8, 3]])
+    segments = np.array([[0, 0, 0, 0, 1, 1, 1]])
+    probas = np.asarray(model([ids, segments]), "float64")
+    picked = np.take_along_axis(probas[:, :-1], ids[:, 1:, None], axis=2)[..., 0]
+    expected = -np.log(picked)[segments[:, 1:] == 1].mean()
+    trainer.compile(optimizer=keras.optimizers.SGD(0.0))
+    np.testing.assert_allclose(trainer.evaluate([ids, segments], verbose=0), expected,
+                               rtol=1e-5)
+    assert output.dtype == "float32"  # the passed-through output keeps its own dtype
+
+
 def test_last_token_and_wider_topp():
     model = build_transformer_model(CONFIG, application="lm")
     decoder = AutoRegressiveDecoder(start_id=None, end_id=3, maxlen=4)

@@ -17,6 +17,10 @@ class Loss(keras.layers.Layer):
     first integer input of rank 2, given to every input of rank >= 2 with the same length
     axis (statically equal or both unknown); the others get None.
 
+    Integer inputs reach `compute_loss` cast to `floatx`, as bert4keras's Keras 2 inputs were
+    float32, so its idioms such as `loss * segment_ids` work unchanged (sparse cross entropy
+    casts its targets back to integers).
+
     Example:
     ```python
     class CrossEntropy(Loss):
@@ -43,7 +47,7 @@ class Loss(keras.layers.Layer):
     def call(self, inputs, mask=None):
         if mask is None or all(m is None for m in _as_list(mask)):
             mask = self.padding_masks(inputs)
-        self.add_loss(self.compute_loss(inputs, mask))
+        self.add_loss(self.compute_loss(_integers_as_floats(inputs), mask))
         return self._select(inputs)
 
     def compute_loss(self, inputs, mask=None):
@@ -79,6 +83,16 @@ class Loss(keras.layers.Layer):
         config = super().get_config()
         config["output_axis"] = self.output_axis
         return config
+
+
+def _integers_as_floats(inputs):
+    def as_float(x):
+        dtype = keras.backend.standardize_dtype(x.dtype)
+        return ops.cast(x, keras.config.floatx()) if "int" in dtype else x
+
+    if isinstance(inputs, (list, tuple)):
+        return [as_float(x) for x in inputs]
+    return as_float(inputs)
 
 
 def _as_list(mask):

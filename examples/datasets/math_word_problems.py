@@ -117,7 +117,7 @@ TEMPLATES = [_sum, _difference, _rate, _percentage, _fraction, _chickens_and_rab
 def generate(count, seed=0, language="zh"):
     """`count` items in ape210k's format; the answer is the equation's value."""
     from ape210k import normalize_expression
-    from safe_arithmetic import safe_eval
+    from bert4keras_ext.arithmetic import safe_eval
 
     if language not in WORDS:
         raise ValueError(f"`language` must be one of {sorted(WORDS)}, received {language!r}.")

@@ -54,6 +54,8 @@ def _evaluate(node, depth, exact):
     if depth > MAX_DEPTH:
         raise _Refused("too deep")
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        if abs(node.value) > MAX_MAGNITUDE:
+            raise _Refused("out of range")
         return Fraction(node.value) if exact else node.value
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.UAdd, ast.USub)):
         value = _evaluate(node.operand, depth + 1, exact)
