@@ -5,8 +5,11 @@ training loop (Keras 3.15's multi-worker `fit` is broken), the optimizer built i
 strategy scope, fixed shapes, and gradient accumulation, weight decay, LAMB and EMA all inside
 the optimizer's `update_step` (where they hold under tf.distribute). Preemption-safe: every
 `--checkpoint-every` updates it saves model, optimizer (accumulators and EMA included), dropout
-seeds and the data position, and a rerun with the same `--model-dir` resumes from there. At the
-end it exports the weights (the EMA ones with `--ema`) as an original-format BERT checkpoint.
+seeds and the data position, and a rerun with the same `--model-dir` and flags resumes from the
+newest readable checkpoint (resume.py). A non-finite loss for `--nonfinite-patience` micro-steps
+in a row, or non-finite weights at a checkpoint, stops the run with an error before anything
+non-finite is saved. At the end it exports the weights (the EMA ones with `--ema`) as an
+original-format BERT checkpoint.
 
     python pretraining/pretraining.py --mode roberta --config bert_config.json \
         --data 'corpus/train-*.tfrecord' --seq-len 512 --global-batch-size 4096 \
@@ -16,6 +19,7 @@ end it exports the weights (the EMA ones with `--ema`) as an original-format BER
 See pretraining/README.md for several machines and TPUs.
 """
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -29,6 +33,7 @@ import tensorflow as tf
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from data_utils import MODES, check_mode, load_dataset  # noqa: E402
+from resume import check_run_flags, checkpoint_prefixes, restore_newest_good  # noqa: E402
 
 from bert4keras_ext.models import build_transformer_model, mlm_head_logits  # noqa: E402
 from bert4keras_ext.models.checkpoints import save_as_bert_checkpoint  # noqa: E402
@@ -81,6 +86,9 @@ def argument_parser():
     parser.add_argument("--max-predictions", type=int,
                         help="roberta: masked positions scored per sequence (default: a quarter "
                              "of --seq-len); masked tokens beyond it are not scored")
+    parser.add_argument("--nonfinite-patience", type=int, default=5,
+                        help="micro-steps in a row with a non-finite loss before the run stops "
+                             "(the optimizer skips their updates)")
     parser.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -104,6 +112,18 @@ def check_args(args):
     if args.max_predictions is not None and not 1 <= args.max_predictions <= args.seq_len:
         raise ValueError(f"`--max-predictions` must be in [1, seq len {args.seq_len}]; "
                          f"received {args.max_predictions}.")
+    if args.stop_after is not None and (not isinstance(args.stop_after, int)
+                                        or args.stop_after < 1):
+        raise ValueError(f"`--stop-after` must be a positive integer; received "
+                         f"{args.stop_after!r}.")
+    if not isinstance(args.nonfinite_patience, int) or args.nonfinite_patience < 1:
+        raise ValueError(f"`--nonfinite-patience` must be a positive integer; received "
+                         f"{args.nonfinite_patience!r}.")
+    if not (np.isfinite(args.lr) and args.lr > 0):
+        raise ValueError(f"`--lr` must be a positive finite number; received {args.lr}.")
+    if not (np.isfinite(args.weight_decay) and args.weight_decay >= 0):
+        raise ValueError(f"`--weight-decay` must be a finite number >= 0; received "
+                         f"{args.weight_decay}.")
     if not 0.0 <= args.ema < 1.0:
         raise ValueError(f"`--ema` must be in [0, 1); received {args.ema}.")
     if not tf.io.gfile.glob(args.data):
@@ -202,10 +222,11 @@ class Pretrainer:
         self.micro_batch = micro_batch_size(args, strategy.num_replicas_in_sync)
         self.chief = is_chief(strategy)
         keras.utils.set_random_seed(args.seed)
-        latest = tf.train.latest_checkpoint(args.model_dir)
+        check_run_flags(args, write=self.chief)
+        prefixes = checkpoint_prefixes(args.model_dir)
         with strategy.scope():
             self.model = build_transformer_model(
-                args.config, None if latest else args.init_checkpoint,
+                args.config, None if prefixes else args.init_checkpoint,
                 application=APPLICATIONS[args.mode], with_mlm="linear",
                 sequence_length=args.seq_len,
             )
@@ -222,11 +243,11 @@ class Pretrainer:
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
                                               micro_step=self.micro_step,
                                               seeds=seed_states(self.model))
+        if prefixes:
+            restored = restore_newest_good(self.checkpoint, prefixes, self.chief)
+            print(f"resumed from {restored} at update {self.update}")
         self.manager = tf.train.CheckpointManager(self.checkpoint, self._checkpoint_dir(),
                                                   max_to_keep=3)
-        if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
-            print(f"resumed from {latest} at update {self.update}")
         self.train_step = tf.function(self._distributed_step)
 
     @property
@@ -288,7 +309,16 @@ class Pretrainer:
         return (self.strategy.reduce("sum", loss, axis=None),
                 self.strategy.reduce("sum", accuracy, axis=None))
 
+    def check_weights_finite(self):
+        finite = [tf.reduce_all(tf.math.is_finite(v)) for v in self.model.weights
+                  if "float" in v.dtype]
+        if not bool(tf.reduce_all(finite)):
+            raise FloatingPointError(
+                f"Non-finite weights at update {self.update}; nothing was saved or exported "
+                f"(the last checkpoint in {self.args.model_dir} is untouched).")
+
     def save(self):
+        self.check_weights_finite()
         self.manager.save(checkpoint_number=self.update)
         if not self.chief:
             shutil.rmtree(self._checkpoint_dir(), ignore_errors=True)
@@ -307,10 +337,17 @@ class Pretrainer:
         progress.update(self.update)
         iterator, records = iter(self.dataset()), []
         losses, accuracies, started = [], [], time.perf_counter()
+        nonfinite = 0
         while self.update < end:
             loss, accuracy = self.train_step(iterator)
             losses.append(float(loss))
             accuracies.append(float(accuracy))
+            nonfinite = 0 if np.isfinite(losses[-1]) else nonfinite + 1
+            if nonfinite >= args.nonfinite_patience:
+                raise FloatingPointError(
+                    f"The loss was non-finite for {nonfinite} micro-steps in a row (update "
+                    f"{self.update}); stopping without saving. Lower --lr, or raise "
+                    f"--nonfinite-patience if the data has rare bad batches.")
             if int(self.micro_step.numpy()) % k:
                 continue
             update = self.update
@@ -338,10 +375,10 @@ class Pretrainer:
         if not self.chief:
             return None
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        if self.args.ema:
-            with self.optimizer.ema_weights(self.model):
-                save_as_bert_checkpoint(self.model, path)
-        else:
+        final = (self.optimizer.ema_weights(self.model) if self.args.ema
+                 else contextlib.nullcontext())
+        with final:
+            self.check_weights_finite()
             save_as_bert_checkpoint(self.model, path)
         return path
 
@@ -376,7 +413,10 @@ def main(argv=None):
         trainer = prepare(args)
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
-    records = train(trainer)
+    try:
+        records = train(trainer)
+    except FloatingPointError as error:
+        sys.exit(f"error: {error}")
     total, squares = weights_digest(trainer.model)
     print(json.dumps({"records": records, "weights_sum": total, "weights_sum_of_squares": squares}))
 

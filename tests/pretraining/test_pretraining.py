@@ -73,17 +73,25 @@ def test_two_replicas_equal_one_device_and_loss_falls(corpus, tmp_path):
 
 @pytest.mark.slow
 def test_kill_and_resume_equals_an_uninterrupted_run(corpus, tmp_path):
+    """Also with the newest checkpoints damaged (PT15: a truncated data file; PT16: a deleted
+    index): the run resumes from the newest readable one and keeps it."""
     common = ["--global-batch-size", "8", "--grad-accum-steps", "2", "--optimizer", "lamb",
-              "--lr", "1e-3", "--warmup-steps", "2", "--total-steps", "6", "--ema", "0.9",
-              "--checkpoint-every", "100"]
+              "--lr", "1e-3", "--warmup-steps", "2", "--total-steps", "6", "--ema", "0.9"]
     config = corpus["dropout_config"]  # dropout on: the seeds must resume too
     whole = prepare(flags(corpus, tmp_path / "whole", *common, config=config))
     train(whole)
-    first = prepare(flags(corpus, tmp_path / "cut", *common, "--stop-after", "3", config=config))
+    cut = tmp_path / "cut"
+    first = prepare(flags(corpus, cut, *common, "--stop-after", "3", "--checkpoint-every", "1",
+                          config=config))
     train(first)
-    assert first.update == 3 and not (tmp_path / "cut" / "export").exists()
-    resumed = prepare(flags(corpus, tmp_path / "cut", *common, config=config))
-    assert resumed.update == 3
+    assert first.update == 3 and not (cut / "export").exists()
+    data = next(cut.glob("ckpt-3.data-*"))
+    data.write_bytes(data.read_bytes()[:data.stat().st_size // 2])
+    (cut / "ckpt-2.index").unlink()
+    resumed = prepare(flags(corpus, cut, *common, config=config))
+    assert resumed.update == 1
+    assert (cut / "ckpt-1.index").exists() and (cut / "damaged-ckpt-3.index").exists()
+    assert tf.train.latest_checkpoint(str(cut)) == str(cut / "ckpt-1")
     train(resumed)
     for a, b in zip(state(whole), state(resumed)):
         np.testing.assert_allclose(a, b, atol=1e-6)
@@ -123,7 +131,56 @@ def test_bad_flags_fail_before_training(corpus, tmp_path, capsys):
                       "--grad-accum-steps", "4"), mirrored_strategy())
     with pytest.raises(ValueError, match="`--warmup-steps` must be in"):
         prepare(flags(corpus, tmp_path / "run", "--warmup-steps", "10", "--total-steps", "5"))
+    for flag, value, message in [("--lr", "nan", "`--lr` must be a positive finite number"),
+                                 ("--lr", "-0.01", "`--lr` must be a positive finite number"),
+                                 ("--stop-after", "0", "`--stop-after` must be a positive"),
+                                 ("--weight-decay", "inf", "`--weight-decay` must be a finite"),
+                                 ("--nonfinite-patience", "0", "`--nonfinite-patience` must")]:
+        with pytest.raises(ValueError, match=message):  # PT09, PT10, PT11
+            prepare(flags(corpus, tmp_path / "run", flag, value))
     assert not (tmp_path / "run").exists()
+
+
+def test_resume_refuses_flags_that_change_what_the_checkpoints_mean(corpus, tmp_path):
+    """PT17 (another --grad-accum-steps would double the update count) and PT19 (another
+    optimizer would read LAMB's slots): refused, naming both values."""
+    common = ["--global-batch-size", "8", "--total-steps", "4", "--warmup-steps", "1"]
+    prepare(flags(corpus, tmp_path, *common, "--grad-accum-steps", "2", "--optimizer", "lamb"))
+    for changed, message in [(["--grad-accum-steps", "1", "--optimizer", "lamb"],
+                              r"--grad-accum-steps 1 \(the run used 2\)"),
+                             (["--grad-accum-steps", "2", "--optimizer", "adafactor"],
+                              r"--optimizer 'adafactor' \(the run used 'lamb'\)")]:
+        with pytest.raises(ValueError, match=message):
+            prepare(flags(corpus, tmp_path, *common, *changed))
+    resumable = prepare(flags(corpus, tmp_path, *common, "--grad-accum-steps", "2",
+                              "--optimizer", "lamb", "--checkpoint-every", "7"))
+    assert resumable.update == 0
+
+
+def test_non_finite_loss_or_weights_stop_the_run_before_saving(corpus, tmp_path):
+    """PT09/PT19: the loop checks the loss each micro-step and the weights before each
+    checkpoint and export."""
+    trainer = prepare(flags(corpus, tmp_path, "--global-batch-size", "8", "--grad-accum-steps",
+                            "1", "--total-steps", "4", "--warmup-steps", "1",
+                            "--nonfinite-patience", "3"))
+    calls = []
+
+    def nan_step(iterator):
+        calls.append(1)
+        trainer.micro_step.assign_add(1)
+        return tf.constant(np.nan), tf.constant(0.0)
+
+    trainer.train_step = nan_step
+    with pytest.raises(FloatingPointError, match="non-finite for 3 micro-steps in a row"):
+        trainer.run()
+    assert len(calls) == 3 and not list(tmp_path.glob("ckpt-*"))
+    weight = trainer.model.weights[0]
+    weight.assign(np.full(weight.shape, np.nan, "float32"))
+    with pytest.raises(FloatingPointError, match="Non-finite weights at update 3"):
+        trainer.save()
+    with pytest.raises(FloatingPointError, match="Non-finite weights"):
+        trainer.export()
+    assert not list(tmp_path.glob("ckpt-*")) and not (tmp_path / "export" / "checkpoint").exists()
 
 
 def _free_ports(count):
