@@ -31,7 +31,9 @@ from bert4keras_ext.tokenizers import Tokenizer
 MODES = ("roberta", "gpt", "unilm")
 FEATURES = {"roberta": ("token_ids", "mask_ids"), "gpt": ("token_ids",),
             "unilm": ("token_ids", "segment_ids")}
-SENTENCE_END = re.compile(r"(?<=[。！？!?；;])")
+# End marks split anywhere; `.` only before whitespace (English sentences), so that 3.14 and
+# URLs stay whole.
+SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|(?<=\.)\s+")
 
 
 def check_mode(mode):
@@ -60,18 +62,22 @@ def sentence_words(sentence, tokenizer, segmenter=None):
 def pack_words(sentences, capacity):
     """Greedily packs sentences (lists of words) into sequences of at most `capacity` tokens.
 
-    A sentence longer than `capacity` is cut at a word boundary (a longer word is dropped)."""
+    A sentence that does not fit in the current sequence starts the next one; a sentence
+    longer than `capacity` continues over several at word boundaries (a word longer than
+    `capacity` is split). No token is dropped."""
     sequences, current, size = [], [], 0
     for sentence in sentences:
-        length = sum(len(word) for word in sentence)
-        if current and size + length > capacity:
+        if current and size + sum(len(word) for word in sentence) > capacity:
             sequences.append(current)
             current, size = [], 0
         for word in sentence:
-            if size + len(word) > capacity:
-                break
-            current.append(word)
-            size += len(word)
+            for start in range(0, len(word), capacity):
+                piece = word[start:start + capacity]
+                if size + len(piece) > capacity:
+                    sequences.append(current)
+                    current, size = [], 0
+                current.append(piece)
+                size += len(piece)
     if current:
         sequences.append(current)
     return sequences
@@ -110,6 +116,11 @@ class InstanceBuilder:
         check_mode(mode)
         if seq_len < 8:
             raise ValueError(f"`seq_len` must be at least 8; received {seq_len}.")
+        needed = ["[CLS]", "[SEP]"] + (["[MASK]"] if mode == "roberta" else [])
+        missing = [token for token in needed if token not in tokenizer.token_dict]
+        if missing:
+            raise ValueError(f"The vocabulary lacks {missing}, which `mode` {mode!r} needs "
+                             f"(they would be written as [UNK]).")
         self.tokenizer, self.mode, self.seq_len = tokenizer, mode, seq_len
         self.segmenter = segmenter
         self.cls, self.sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
@@ -164,8 +175,12 @@ def read_documents(paths):
     """Non-empty lines of the text files, one document each."""
     documents = []
     for path in paths:
-        with open(path, encoding="utf-8") as file:
-            documents += [line.strip() for line in file if line.strip()]
+        try:
+            with open(path, encoding="utf-8") as file:
+                documents += [line.strip() for line in file if line.strip()]
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{path} is not UTF-8 text ({error}); convert it first, e.g. "
+                             f"`iconv -f latin1 -t utf-8`.") from None
     return documents
 
 

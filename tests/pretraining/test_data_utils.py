@@ -1,4 +1,5 @@
 """Pretraining data: packing, whole-word masking statistics, TFRecord round trips, determinism."""
+import re
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from data_utils import (  # noqa: E402
     load_dataset,
     pack_words,
     parse_records,
+    read_documents,
     sentence_words,
     split_sentences,
     training_example,
@@ -36,8 +38,41 @@ def test_sentences_words_and_greedy_packing():
     # A segmenter groups characters into words that are masked together.
     pairs = sentence_words("小明看书", TOKENIZER, segmenter=lambda s: [s[:2], s[2:]])
     assert [len(word) for word in pairs] == [2, 2]
-    sentences = [[[1], [2]], [[3], [4], [5]], [[6]], [[7]] * 9]
-    assert pack_words(sentences, capacity=5) == [[[1], [2], [3], [4], [5]], [[6]], [[7]] * 5]
+    assert split_sentences("It costs 3.14 dollars. Really? Yes") == [
+        "It costs 3.14 dollars.", "Really?", "Yes"]
+    sentences = [[[1], [2]], [[3], [4], [5]], [[6]], [[7]] * 9, [[8] * 7]]
+    # Long sentences continue in the next sequence; a word longer than the capacity is split.
+    assert pack_words(sentences, capacity=5) == [[[1], [2], [3], [4], [5]], [[6]], [[7]] * 5,
+                                                 [[7]] * 4, [[8] * 5], [[8] * 2]]
+
+
+def test_english_documents_keep_every_token():
+    """PD09: '.'-punctuated documents longer than a sequence lose no text."""
+    sentence = "The committee approved the new budget after a long debate. "
+    documents = [sentence * 40, "Short one. Another short one.", sentence * 10]
+    builder = InstanceBuilder(TOKENIZER, "gpt", 128)
+    instances = builder(documents, np.random.default_rng(0))
+    written = sum(int((i["token_ids"] != 0).sum()) - 2 for i in instances)
+    expected = sum(len(TOKENIZER.tokenize(d)) - 2 for d in documents)
+    assert written == expected == 557  # the probe kept 243 of these 557
+
+
+@pytest.mark.parametrize("mode, missing", [("roberta", "[MASK]"), ("gpt", "[CLS]"),
+                                           ("unilm", "[SEP]")])
+def test_builder_refuses_a_vocabulary_without_the_modes_special_tokens(mode, missing):
+    """PD03, PD04: no shards whose mask token or sequence ends are [UNK]."""
+    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a"])
+             if t != missing}
+    with pytest.raises(ValueError, match=re.escape(f"lacks ['{missing}']")):
+        InstanceBuilder(Tokenizer({t: i for i, t in enumerate(vocab)}), mode, 16)
+
+
+def test_non_utf8_text_is_named(tmp_path):
+    """PD02."""
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("caf\xe9 au lait".encode("latin-1"))
+    with pytest.raises(ValueError, match="latin1.txt is not UTF-8 text"):
+        read_documents([str(path)])
 
 
 def test_instances_of_each_mode_have_the_documented_layout():
