@@ -29,7 +29,7 @@ from bert4keras_ext.layers import (
     PerformerAttention,
     RelativePositionBias,
 )
-from bert4keras_ext.layers.embeddings import PositionEmbeddingBase
+from bert4keras_ext.layers.embeddings import PositionEmbedding, PositionEmbeddingBase
 
 
 def softmax(x, axis=-1):
@@ -124,6 +124,9 @@ class AutoRegressiveDecoder:
 
     def _allowed(self, log_probs, generated):
         """Forbids the end token before `minlen` new tokens."""
+        if self.end_id is not None and not 0 <= self.end_id < log_probs.shape[1]:
+            raise ValueError(f"`end_id` must be a token id in [0, {log_probs.shape[1]}) (the "
+                             f"model's vocabulary); received {self.end_id}.")
         if generated + 1 < self.minlen:
             log_probs = log_probs.copy()
             log_probs[:, self.end_id] = -np.inf
@@ -141,8 +144,11 @@ class AutoRegressiveDecoder:
                           length_penalty=0.0):
         """Output ids (arrays) for a batch: `inputs` arrays have one row per input."""
         check_positive_int(topk, "topk")
+        check_temperature(temperature)
         inputs = [np.asarray(x) for x in inputs]
         count = len(inputs[0])
+        if count == 0:
+            return []
         owner = np.arange(count)  # which input each row belongs to
         output_ids = np.repeat(self.first_output_ids, count, axis=0)
         scores = np.zeros(count)
@@ -215,9 +221,12 @@ class AutoRegressiveDecoder:
         if topp is not None and not topp > 0.0:
             raise ValueError(f"`topp` must be None or > 0 (>= 1 keeps every token, as in "
                              f"bert4keras); received {topp!r}.")
+        check_temperature(temperature)
         rng = np.random.default_rng(seed)
         inputs = [np.asarray(x) for x in inputs]
         count = len(inputs[0])
+        if count == 0:
+            return []
         owner = np.arange(count)
         output_ids = np.repeat(self.first_output_ids, count, axis=0)
         start = self.first_output_ids.shape[1]
@@ -256,6 +265,12 @@ class _QuietModel(keras.Model):
 
     def predict(self, x, *args, verbose=0, **kwargs):
         return super().predict(x, *args, verbose=verbose, **kwargs)
+
+
+def check_temperature(temperature):
+    if not (isinstance(temperature, (int, float)) and 0 < temperature < float("inf")):
+        raise ValueError(f"`temperature` must be a positive finite number (1: the model's "
+                         f"distribution); received {temperature!r}.")
 
 
 def top_indices(values, k):
@@ -349,6 +364,11 @@ class CachedGenerator(AutoRegressiveDecoder):
                              "distribution, ending in a softmax or linear Activation "
                              "(build it with `with_mlm`).")
         self.model = model
+        # The compiled steps clamp out-of-range gathers (XLA), so prompts are checked first.
+        self.vocab_size = model.outputs[0].shape[-1]
+        learned = [layer.input_dim for layer in model.layers
+                   if isinstance(layer, PositionEmbedding)]
+        self.max_positions = min(learned) if learned else None
         # GPT-2 families and T5 take token ids alone; the others token and segment ids.
         self.id_inputs = 2 if any(x.name == "Input-Segment" for x in model.inputs) else 1
         # Per-row tensors every step needs besides the caches: T5's encoder output and its
@@ -372,6 +392,7 @@ class CachedGenerator(AutoRegressiveDecoder):
         count = len(output_ids)
         if states is None:
             ids = [np.asarray(x, "int32") for x in inputs[:self.id_inputs]]
+            self._check_prompts(ids[0])
             extras = [np.asarray(x) for x in inputs[self.id_inputs:]]
             logits, *states = self._prefill(*ids, *extras)
             self._rows = 0
@@ -385,6 +406,25 @@ class CachedGenerator(AutoRegressiveDecoder):
         return logits, [np.arange(count, dtype="int32"), *states]
 
     predict = AutoRegressiveDecoder.wraps(default_rtype="logits", use_states=True)(next_logits)
+
+    def _check_prompts(self, token_ids):
+        if token_ids.ndim != 2 or token_ids.shape[1] == 0:
+            raise ValueError(f"Prompts must be token ids of shape [rows, length >= 1]; "
+                             f"received shape {token_ids.shape}.")
+        empty = np.flatnonzero(~token_ids.any(axis=1))
+        if len(empty):
+            raise ValueError(f"Prompt rows {empty.tolist()} are all padding (id 0); each "
+                             f"prompt needs at least one token.")
+        if token_ids.min() < 0 or token_ids.max() >= self.vocab_size:
+            raise ValueError(f"Prompt token ids must be in [0, {self.vocab_size}) (the model's "
+                             f"vocabulary); received ids from {token_ids.min()} to "
+                             f"{token_ids.max()}.")
+        if (self.encoder is None and self.max_positions is not None
+                and token_ids.shape[1] + self.maxlen > self.max_positions):
+            raise ValueError(f"A prompt of length {token_ids.shape[1]} plus `maxlen` "
+                             f"{self.maxlen} new tokens exceeds the model's "
+                             f"{self.max_positions} positions (max_position_embeddings); "
+                             f"shorten the prompt or lower `maxlen`.")
 
     def reorder_states(self, states, rows):
         # The cache is gathered inside the next compiled step; here only the rows compose.

@@ -204,3 +204,34 @@ def test_wraps_temperature_and_errors():
         CachedGenerator(tiny_model("encoder"), end_id=END, maxlen=4)
     with pytest.raises(NotImplementedError, match="must define `predict`"):
         AutoRegressiveDecoder(None, END, 3).beam_search([np.zeros(1)], 1)
+
+
+def test_impossible_inputs_are_refused_before_decoding():
+    """Reliability probe D04-D12, D15: the compiled steps would clamp out-of-range gathers,
+    so the generator checks ids, lengths, end_id and temperature first."""
+    keras.utils.set_random_seed(0)
+    config = dict(vocab_size=20, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                  intermediate_size=32, max_position_embeddings=12)
+    model = build_transformer_model(config, application="unilm", with_mlm="linear")
+    prompt, segments = np.array([[1, 5, 6, 7, 2]]), np.zeros((1, 5), "int64")
+    generator = CachedGenerator(model, end_id=END, maxlen=4)
+    for bad_prompt, message in [
+        (np.array([[1, 999, 2]]), r"ids must be in \[0, 20\).*from 1 to 999"),   # D10
+        (np.array([[1, 5, 2], [0, 0, 0]]), r"rows \[1\] are all padding"),          # D07
+        (np.zeros((1, 0), "int64"), r"shape \[rows, length >= 1\]"),              # D08
+    ]:
+        with pytest.raises(ValueError, match=message):
+            generator.batch_beam_search([bad_prompt, np.zeros_like(bad_prompt)], 1)
+    with pytest.raises(ValueError, match=r"length 5 plus `maxlen` 10 .* 12 positions"):  # D09
+        CachedGenerator(model, end_id=END, maxlen=10).batch_beam_search([prompt, segments], 1)
+    for minlen in (1, 2):  # D04, D05
+        with pytest.raises(ValueError, match=r"`end_id` must be a token id in \[0, 20\)"):
+            CachedGenerator(model, end_id=10000, maxlen=4, minlen=minlen).batch_beam_search(
+                [prompt, segments], 1)
+    for temperature in (0, -1, float("nan")):  # D11, D12, D15
+        with pytest.raises(ValueError, match="`temperature` must be a positive finite"):
+            generator.batch_random_sample([prompt, segments], 2, temperature=temperature)
+        with pytest.raises(ValueError, match="`temperature` must be a positive finite"):
+            generator.batch_beam_search([prompt, segments], 2, temperature=temperature)
+    assert generator.batch_beam_search([prompt[:0], segments[:0]], 2) == []  # D06
+    assert len(generator.beam_search([prompt[0], segments[0]], 2)) >= 1
