@@ -5,7 +5,8 @@ logic lives there or in code it calls (KERAS3_NOTES.md). One update step is:
 
 1. a gradient that is not finite is counted in `nonfinite_gradients` and nothing of that step
    is written for that variable (reported by `callbacks.NonFiniteGradientCheck`); under
-   buffered accumulation it adds nothing to the buffer, and the cycle's update uses the rest;
+   accumulation (buffered, or inside the momentum) it adds nothing to the cycle, and the
+   cycle's update uses the rest;
 2. `_accumulate` may replace the gradient (buffered accumulation gives the cycle's mean and
    runs the rule only on the cycle's last micro-step);
 3. the optimizer's rule, `update_rule`, runs; for a Keras optimizer that is its `update_step`;
@@ -81,13 +82,18 @@ class Extensible:
         finite = ops.all(ops.isfinite(gradient))
         self.nonfinite_gradients.assign_add(ops.cast(ops.logical_not(finite), "int64"))
         gradient_fn, accumulated = self._accumulate(gradient, variable, finite)
-        if accumulated is None:
-            # No buffer: a non-finite micro-step is skipped entirely for this variable.
+        if accumulated is not None:
+            rule_condition = real_update = accumulated
+        elif self._accumulates_in_rule:
+            # The rule's state holds the cycle (momentum accumulation): a non-finite
+            # micro-step contributes zero, and the cycle's decay and update still happen.
+            zeroed = ops.where(finite, gradient, ops.zeros_like(gradient))
+            gradient_fn, rule_condition, real_update = (lambda: zeroed), None, self.is_update_step()
+        else:
+            # No accumulation: a non-finite step is skipped entirely for this variable.
             rule_condition = real_update = finite
             if self.is_update_step() is not None:
                 real_update = ops.logical_and(finite, self.is_update_step())
-        else:
-            rule_condition = real_update = accumulated
         old = ops.copy(variable) if self._adjusts_parameters else None
 
         self._when(rule_condition, lambda: self.update_rule(gradient_fn(), variable, learning_rate))
@@ -104,7 +110,11 @@ class Extensible:
     _gate_with_cond = keras.backend.backend() == "tensorflow"
 
     def _when(self, condition, update):
-        """Runs `update`, which writes optimizer state, only where `condition` is True."""
+        """Runs `update`, which writes optimizer state, only where `condition` is True (always
+        for None)."""
+        if condition is None:
+            update()
+            return
         if self._gate_with_cond:
             ops.cond(condition, update, lambda: None)
             return
@@ -120,6 +130,7 @@ class Extensible:
         super().update_step(gradient, variable, learning_rate)
 
     # Hooks, overridden by the extensions (each calls super() so that they compose).
+    _accumulates_in_rule = False  # True where `update_rule` itself accumulates a cycle
     def _accumulate(self, gradient, variable, finite):
         """(function giving the gradient for the rule, condition for the rule or None)."""
         return (lambda: gradient), None

@@ -22,6 +22,10 @@ class _MomentumAccumulation(Extensible, keras.optimizers.Optimizer):
         self.grad_accum_steps = grad_accum_steps
         self._momentum_accum_steps = grad_accum_steps
 
+    @property
+    def _accumulates_in_rule(self):
+        return self._momentum_accum_steps > 1
+
     def _cycle_starts(self, dtype):
         """1.0 on the first micro-step of an accumulation cycle, else 0.0."""
         return ops.cast(ops.equal(self._iterations % self._momentum_accum_steps, 0), dtype)

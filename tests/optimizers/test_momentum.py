@@ -93,3 +93,23 @@ def test_config_round_trip_and_bad_arguments():
         SGDM(momentum=1.0)
     with pytest.raises(ValueError, match="not recognized"):
         Adam(beta1=0.9)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: SGDM(learning_rate=1.0, momentum=0.9, grad_accum_steps=2),
+    lambda: Adam(learning_rate=1.0, beta_1=0.9, grad_accum_steps=2),
+])
+def test_nonfinite_micro_step_adds_nothing_but_keeps_the_cycle(make):
+    """Reliability probe O15/O16: NaN on a cycle's first micro-step used to skip the cycle's
+    momentum decay too; now it counts as a zero gradient, as buffered accumulation does."""
+    clean = [np.array([g], "float32") for g in (10.0, 10.0, 0.0, 0.0)]
+    with_nan = [np.array([g], "float32") for g in (10.0, 10.0, np.nan, 0.0)]
+    clean_history, _ = run(clean_optimizer := make(), clean, np.zeros(1, "float32"))
+    nan_history, _ = run(nan_optimizer := make(), with_nan, np.zeros(1, "float32"))
+    np.testing.assert_allclose(nan_history, clean_history, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(nan_optimizer._momentums[0]),
+                               np.asarray(clean_optimizer._momentums[0]), rtol=1e-6)
+    assert int(nan_optimizer.nonfinite_gradients) == 1
+    if isinstance(clean_optimizer, SGDM):  # the probe's numbers: momentum 0.9, weight -1.9
+        np.testing.assert_allclose([clean_history[-1][0], np.asarray(
+            clean_optimizer._momentums[0])[0]], [-1.9, 0.9], rtol=1e-6)
