@@ -259,6 +259,11 @@ class SeededBatches(keras.utils.PyDataset):
     workers never share random streams and a batch is the same whoever builds it. An
     exception in a worker is raised in `fit`. Override `make_batch(items, rng)`.
 
+    With `use_multiprocessing=True` the `workers` processes are this class's own (a
+    `ProcessPoolExecutor` keeping up to `max_queue_size` batches in flight), not Keras's pool:
+    Keras's waits forever for a batch whose worker died (killed, out of memory), while here
+    `fit` fails at once with an error saying so.
+
     Example:
     ```python
     class MaskedBatches(SeededBatches):
@@ -271,8 +276,12 @@ class SeededBatches(keras.utils.PyDataset):
     ```
     """
 
-    def __init__(self, data, batch_size, seed=0, shuffle=True, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, data, batch_size, seed=0, shuffle=True, workers=1,
+                 use_multiprocessing=False, max_queue_size=10):
+        check_positive_int(workers, "workers")
+        self.processes = workers if use_multiprocessing else 0
+        super().__init__(workers=1 if self.processes else workers, use_multiprocessing=False,
+                         max_queue_size=max_queue_size)
         check_positive_int(batch_size, "batch_size")
         if not len(data):
             raise ValueError("`data` is empty.")
@@ -282,22 +291,61 @@ class SeededBatches(keras.utils.PyDataset):
         self.shuffle = shuffle
         self.epoch = 0
         self._epoch_started = False
+        self._pool = None
+        self._pool_epoch, self._pending, self._submitted, self._cursor = None, {}, set(), 0
 
     def __len__(self):
         return math.ceil(len(self.data) / self.batch_size)
 
-    def indices(self, index):
-        """Sample indices of batch `index` in the current epoch."""
+    def indices(self, index, epoch=None):
+        """Sample indices of batch `index` in `epoch` (default: the current one)."""
         if not 0 <= index < len(self):
             raise IndexError(f"Batch index {index} out of range [0, {len(self)}).")
         order = np.arange(len(self.data))
         if self.shuffle:
-            order = np.random.default_rng([self.seed, self.epoch]).permutation(order)
+            epoch = self.epoch if epoch is None else epoch
+            order = np.random.default_rng([self.seed, epoch]).permutation(order)
         return order[index * self.batch_size: (index + 1) * self.batch_size]
 
     def __getitem__(self, index):
-        items = [self.data[i] for i in self.indices(index)]
-        return self.make_batch(items, np.random.default_rng([self.seed, self.epoch, index]))
+        if self.processes:
+            return self._from_workers(index)
+        return self.build(index, self.epoch)
+
+    def build(self, index, epoch):
+        """Batch `index` of `epoch`, built in this process."""
+        items = [self.data[i] for i in self.indices(index, epoch)]
+        return self.make_batch(items, np.random.default_rng([self.seed, epoch, index]))
+
+    def _from_workers(self, index):
+        if self._pool is None:
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                self.processes, mp_context=multiprocessing.get_context("fork"),
+                initializer=_set_worker_batches, initargs=(self,))
+        if self._pool_epoch != self.epoch:
+            for future in self._pending.values():
+                future.cancel()
+            self._pool_epoch, self._pending, self._submitted, self._cursor = (
+                self.epoch, {}, set(), 0)
+
+        def submit(batch):
+            self._submitted.add(batch)
+            self._pending[batch] = self._pool.submit(_build_in_worker, batch, self.epoch)
+
+        try:
+            if index not in self._pending:
+                submit(index)
+            # Read ahead in index order (Keras's order unless `fit` shuffles batches).
+            while len(self._pending) <= self.max_queue_size and self._cursor < len(self):
+                if self._cursor not in self._submitted:
+                    submit(self._cursor)
+                self._cursor += 1
+            return self._pending.pop(index).result()
+        except concurrent.futures.process.BrokenProcessPool as error:
+            self._pool = None
+            raise RuntimeError(
+                f"A {type(self).__name__} worker process died (killed, e.g. out of memory) "
+                f"while batch {index} of epoch {self.epoch} was being built.") from error
 
     def make_batch(self, items, rng):
         """Builds the batch from its items; `rng` is this batch's own random generator."""
@@ -313,6 +361,19 @@ class SeededBatches(keras.utils.PyDataset):
         if self._epoch_started:
             self.epoch += 1
             self._epoch_started = False
+
+
+# SeededBatches workers hold the (forked) batch source here.
+_worker_batches = None
+
+
+def _set_worker_batches(batches):
+    global _worker_batches
+    _worker_batches = batches
+
+
+def _build_in_worker(index, epoch):
+    return _worker_batches.build(index, epoch)
 
 
 # parallel_apply: the function reaches forked workers through this global, so closures work.

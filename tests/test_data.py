@@ -1,4 +1,5 @@
 """Data: padding, DataGenerator, the process-safe PyDataset source and parallel_apply."""
+import os
 import time
 
 import keras
@@ -197,3 +198,22 @@ def test_parallel_apply_orders_seeds_and_raises(dummy):
 
     with pytest.raises(RuntimeError, match="worker failed on 7"):
         parallel_apply(explode, range(20), workers=2, max_queue_size=4, dummy=dummy)
+
+
+class Dying(SeededBatches):
+    def make_batch(self, items, rng):
+        if 13 in items:
+            os._exit(1)  # as an out-of-memory kill
+        return np.array(items, "float32")[:, None], np.zeros(len(items))
+
+
+@pytest.mark.slow
+def test_worker_death_fails_fit_quickly():
+    """Reliability probe DA20: Keras's own process pool waited forever for the lost batch."""
+    source = Dying(list(range(40)), batch_size=4, workers=2, use_multiprocessing=True)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    start = time.time()
+    with pytest.raises(Exception, match="worker process died"):
+        model.fit(source, epochs=1, verbose=0)
+    assert time.time() - start < 60
