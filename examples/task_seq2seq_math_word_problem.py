@@ -32,6 +32,7 @@ from bert4keras_ext.optimizers import (  # noqa: E402
     Adam,
     extend_with_exponential_moving_average,
 )
+from bert4keras_ext.saving import save_atomically  # noqa: E402
 
 SMALL_MODEL = {"hidden_size": 128, "num_hidden_layers": 3, "num_attention_heads": 4,
                "intermediate_size": 512, "hidden_dropout_prob": 0.0,
@@ -82,7 +83,7 @@ class Evaluator(keras.callbacks.Callback):
             if accuracy > self.best:
                 self.best = accuracy
                 if self.path:
-                    self.model.save_weights(self.path)
+                    save_atomically(self.model, self.path)
         print(f"epoch {epoch + 1}: valid accuracy {accuracy:.4f} (best {self.best:.4f}); "
               f"e.g. {self.valid[0][0]} -> {equations[0]}")
 

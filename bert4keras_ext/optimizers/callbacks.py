@@ -3,6 +3,8 @@ that reports skipped non-finite gradients."""
 import keras
 from keras import ops
 
+from bert4keras_ext.saving import save_atomically
+
 
 def _ema_optimizer(model):
     optimizer = model.optimizer
@@ -20,7 +22,7 @@ class SwapEMAWeights(keras.callbacks.Callback):
     During `evaluate` (also the validation inside `fit`) and `predict`, the model holds the
     EMA weights; afterwards its training weights are restored exactly. With `filepath`, the EMA
     weights are saved at the end of every epoch (`model.save` for `.keras`, otherwise
-    `model.save_weights`; `{epoch}` is formatted).
+    `model.save_weights`, written atomically; `{epoch}` is formatted).
 
     Example:
     ```python
@@ -61,10 +63,7 @@ class SwapEMAWeights(keras.callbacks.Callback):
             return
         path = str(self.filepath).format(epoch=epoch + 1)
         with _ema_optimizer(self.model).ema_weights():
-            if path.endswith(".keras"):
-                self.model.save(path)
-            else:
-                self.model.save_weights(path)
+            save_atomically(self.model, path)
 
 
 class NonFiniteGradientCheck(keras.callbacks.Callback):
