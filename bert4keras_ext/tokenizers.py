@@ -9,6 +9,7 @@ text (`[CLS]`, `[SEP]`, `[MASK]`, `[PAD]`, `[UNK]`) stay whole, as `BertTokenize
 
 With `fast=True` the same normalization runs in the `tokenizers` package (Rust), if installed.
 """
+import collections
 import os
 import re
 import unicodedata
@@ -110,10 +111,19 @@ class Tokenizer:
     def __init__(self, token_dict, do_lower_case=True, fast=False):
         if isinstance(token_dict, (str, os.PathLike)):
             token_dict = load_vocab(token_dict)
+        if not isinstance(token_dict, dict):
+            raise TypeError(f"`token_dict` must be a {{token: id}} dict or a vocab.txt path; "
+                            f"received {type(token_dict).__name__}.")
         if not token_dict:
             raise ValueError("`token_dict` is empty.")
         self.token_dict = dict(token_dict)
         self.id_to_token = {index: token for token, index in self.token_dict.items()}
+        if len(self.id_to_token) != len(self.token_dict):
+            shared = collections.Counter(self.token_dict.values())
+            example = next(index for index, count in shared.items() if count > 1)
+            raise ValueError(f"`token_dict` maps several tokens to one id, e.g. "
+                             f"{[t for t, i in self.token_dict.items() if i == example]} -> "
+                             f"{example}; ids must be unique.")
         self.do_lower_case = do_lower_case
         for token in SPECIAL:
             setattr(self, f"_token_{token[1:-1].lower()}_id", self.token_dict.get(token))
@@ -132,6 +142,15 @@ class Tokenizer:
     # Text -> tokens.
     def tokenize(self, text, maxlen=None):
         """`[CLS] tokens [SEP]`, truncated (before the final [SEP]) to at most `maxlen`."""
+        if not isinstance(text, str):
+            raise TypeError(f"`text` must be a string; received {type(text).__name__}.")
+        if maxlen is not None and (not isinstance(maxlen, int) or maxlen < 2):
+            raise ValueError(f"`maxlen` must be an integer >= 2 ([CLS] and [SEP]); received "
+                             f"{maxlen!r}.")
+        missing = [t for t in ("[CLS]", "[SEP]") if t not in self.token_dict]
+        if missing:
+            raise ValueError(f"The vocabulary lacks {missing}, which every encoded text "
+                             f"starts or ends with.")
         tokens = ["[CLS]", *self._tokenize(text), "[SEP]"]
         if maxlen is not None:
             truncate(tokens, maxlen)
@@ -208,13 +227,20 @@ class Tokenizer:
 
     # Tokens <-> ids.
     def token_to_id(self, token):
-        return self.token_dict.get(token, self._token_unk_id)
+        index = self.token_dict.get(token, self._token_unk_id)
+        if index is None:
+            raise ValueError(f"Token {token!r} is not in the vocabulary, which has no [UNK].")
+        return index
 
     def tokens_to_ids(self, tokens):
         return [self.token_to_id(token) for token in tokens]
 
     def ids_to_tokens(self, ids):
-        return [self.id_to_token[int(index)] for index in ids]
+        try:
+            return [self.id_to_token[int(index)] for index in ids]
+        except KeyError as error:
+            raise ValueError(f"Token id {error.args[0]} is not in the vocabulary (ids "
+                             f"{min(self.id_to_token)} to {max(self.id_to_token)}).") from None
 
     def encode(self, first_text, second_text=None, maxlen=None, pattern="S*E*E",
                truncate_from="right"):
@@ -234,6 +260,11 @@ class Tokenizer:
                              f"{truncate_from!r}.")
         first = self._tokens_of(first_text, "first_text")
         second = [] if second_text is None else self._tokens_of(second_text, "second_text")
+        # [CLS] [SEP], then the second text's [SEP] (and [CLS] with 'S*ES*E').
+        shortest = 2 + (bool(second) and (1 if pattern == "S*E*E" else 2))
+        if maxlen is not None and (not isinstance(maxlen, int) or maxlen < shortest):
+            raise ValueError(f"`maxlen` must be an integer >= {shortest} (the special tokens "
+                             f"of pattern {pattern!r}); received {maxlen!r}.")
         if maxlen is not None:
             # Both texts keep their [CLS] while truncating; 'S*E*E' drops the second's after.
             truncate_sequences(maxlen + (pattern == "S*E*E" and bool(second)), index, first,
@@ -294,7 +325,10 @@ class Tokenizer:
                 mapping.append([])
                 continue
             piece = token[2:] if token.startswith("##") else token
-            start = normalized.index(piece, offset)
+            start = normalized.find(piece, offset)
+            if start < 0:
+                raise ValueError(f"Token {token!r} is not found in `text` after character "
+                                 f"{offset}; `tokens` must come from this text.")
             end = start + len(piece)
             mapping.append(origin[start:end])
             offset = end

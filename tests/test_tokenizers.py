@@ -110,3 +110,53 @@ def test_bad_vocab_files(tmp_path):
     (tmp_path / "binary.txt").write_bytes(b"\xff\xfe\x00\x81\x82")
     with pytest.raises(ValueError, match="is not utf-8 text"):
         load_vocab(str(tmp_path / "binary.txt"))
+
+
+BASIC = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "good", "day"]
+
+
+@pytest.mark.parametrize("case, call, error, message", [
+    ("T05", lambda: Tokenizer({t: i for i, t in enumerate(BASIC) if t != "[UNK]"})
+     .encode("hello zebra"), ValueError, r"'\[UNK\]' is not in the vocabulary, which has no"),
+    ("T06", lambda: Tokenizer({t: i for i, t in enumerate(BASIC) if t != "[CLS]"})
+     .encode("hello"), ValueError, r"lacks \['\[CLS\]'\], which every encoded text"),
+    ("T07", lambda: Tokenizer(BASIC_DICT).tokenize(b"\xff\xfehello"), TypeError,
+     "`text` must be a string; received bytes"),
+    ("T08", lambda: Tokenizer(BASIC_DICT).tokenize(None), TypeError,
+     "`text` must be a string; received NoneType"),
+    ("T14", lambda: Tokenizer(BASIC_DICT).tokenize("hello world", maxlen=0), ValueError,
+     r"`maxlen` must be an integer >= 2"),
+    ("T15", lambda: Tokenizer(BASIC_DICT).tokenize("hello world", maxlen=-5), ValueError,
+     r"`maxlen` must be an integer >= 2"),
+    ("T16", lambda: Tokenizer(BASIC_DICT).tokenize("hello world", maxlen=1), ValueError,
+     r"`maxlen` must be an integer >= 2"),
+    ("T17", lambda: Tokenizer(BASIC_DICT).encode("hello world", "good day", maxlen=2),
+     ValueError, r"`maxlen` must be an integer >= 3 .* 'S\*E\*E'"),
+    ("T18", lambda: Tokenizer(BASIC_DICT).encode("hello world", "good day", maxlen=1),
+     ValueError, r"`maxlen` must be an integer >= 3"),
+    ("T19", lambda: Tokenizer(BASIC_DICT).decode([2, 99999]), ValueError,
+     r"Token id 99999 is not in the vocabulary \(ids 0 to 8\)"),
+    ("T20", lambda: Tokenizer(BASIC_DICT).decode([-1]), ValueError, "Token id -1 is not in"),
+    ("T21", lambda: Tokenizer(BASIC_DICT).rematch("hello world", ["[CLS]", "goodbye", "[SEP]"]),
+     ValueError, "Token 'goodbye' is not found in `text` after character 0"),
+    ("T22", lambda: Tokenizer(["[PAD]", "a"]), TypeError,
+     r"`token_dict` must be a \{token: id\} dict or a vocab.txt path; received list"),
+    ("T23", lambda: Tokenizer({"[PAD]": 0, "a": 1, "b": 1}), ValueError,
+     r"maps several tokens to one id, e.g. \['a', 'b'\] -> 1"),
+])
+def test_bad_input_is_refused_naming_it(case, call, error, message):
+    """Reliability probe T05-T08, T14-T23 (each was a bare internal error or a silent
+    result)."""
+    with pytest.raises(error, match=message):
+        call()
+
+
+BASIC_DICT = {token: index for index, token in enumerate(BASIC)}
+
+
+def test_smallest_maxlen_keeps_the_special_tokens():
+    tokenizer = Tokenizer(BASIC_DICT)
+    assert tokenizer.tokenize("hello world", maxlen=2) == ["[CLS]", "[SEP]"]
+    assert tokenizer.encode("hello", "day", maxlen=3) == ([2, 3, 3], [0, 0, 1])
+    assert tokenizer.encode("hello", "day", maxlen=4, pattern="S*ES*E") == ([2, 3, 2, 3],
+                                                                             [0, 0, 1, 1])
