@@ -1,5 +1,6 @@
 """`build_transformer_model`: bert4keras's entry point, dispatching by family name."""
 import inspect
+import numbers
 import os
 
 from bert4keras_ext.backend import one_of
@@ -106,6 +107,11 @@ def build_transformer_model(
                  if key in REQUIRED_KEYS or key in DEFAULTS}
     config.update(overrides)
     if keep_tokens is not None:
+        keep_tokens = list(keep_tokens)
+        if not keep_tokens or not all(isinstance(i, numbers.Integral) and i >= 0
+                                      for i in keep_tokens):
+            raise ValueError(f"`keep_tokens` must be a non-empty list of vocabulary ids >= 0; "
+                             f"received {keep_tokens!r:.200}.")
         config["vocab_size"] = len(keep_tokens)
     config = load_config(config)
     unknown = sorted(set(options) - _arguments_of(family))

@@ -14,6 +14,7 @@ follow bert4keras ('Embedding-Token', 'Transformer-0-MultiHeadSelfAttention', 'M
 so checkpoint name maps (`models.checkpoints.name_map`) address weights by layer name.
 """
 import json
+import numbers
 import os
 
 import keras
@@ -37,6 +38,10 @@ REQUIRED_KEYS = (
     "num_attention_heads",
     "intermediate_size",
 )
+# Integer config keys and their smallest valid value.
+SIZE_KEYS = {"vocab_size": 1, "hidden_size": 1, "num_hidden_layers": 1,
+             "num_attention_heads": 1, "intermediate_size": 1, "max_position_embeddings": 1,
+             "type_vocab_size": 0, "embedding_size": 1, "attention_head_size": 1}
 DEFAULTS = {
     "hidden_act": "gelu",
     "max_position_embeddings": 512,
@@ -83,7 +88,10 @@ def load_config(config):
         if not os.path.exists(config):
             raise FileNotFoundError(f"`config` file not found: {config}")
         with open(config, encoding="utf-8") as file:
-            config = json.load(file)
+            try:
+                config = json.load(file)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"`config` file {config} is not valid JSON: {error}.") from None
     if not isinstance(config, dict):
         raise TypeError(f"`config` must be a dict or a JSON path; received {type(config)}.")
     if "n_embd" in config:
@@ -107,6 +115,13 @@ def load_config(config):
     if missing:
         raise ValueError(f"The model config lacks required keys {missing}.")
     config = {**DEFAULTS, **config}
+    for key, smallest in SIZE_KEYS.items():
+        value = config[key]
+        if value is None and key in ("embedding_size", "attention_head_size"):
+            continue
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < smallest:
+            raise ValueError(f"Config key `{key}` must be an integer >= {smallest}; received "
+                             f"{value!r} ({type(value).__name__}).")
     if not config["attention_head_size"] and (
             config["hidden_size"] % config["num_attention_heads"]):
         raise ValueError(

@@ -137,3 +137,44 @@ def test_missing_weights_are_reported(tmp_path):
         report = load_checkpoint(model, MINILM / "model.safetensors")
     assert "MLM-Bias/bias" in report.missing and "pooler.dense.weight" in report.unused
     keras.utils.clear_session()
+
+
+@pytest.mark.parametrize("case, change, message", [
+    ("M02", {"num_attention_heads": 0}, r"`num_attention_heads` must be an integer >= 1; "
+                                        r"received 0"),
+    ("M03", {"num_hidden_layers": -1}, r"`num_hidden_layers` must be an integer >= 1"),
+    ("M04", {"hidden_size": -32}, r"`hidden_size` must be an integer >= 1; received -32"),
+    ("M05", {"hidden_size": "32"}, r"`hidden_size` must be an integer >= 1; received '32' "
+                                   r"\(str\)"),
+    ("M06", {"hidden_size": 32.0}, r"`hidden_size` must be an integer >= 1; received 32.0 "
+                                   r"\(float\)"),
+    ("M07", {"vocab_size": 0}, r"`vocab_size` must be an integer >= 1"),
+    ("M08", {"intermediate_size": -5}, r"`intermediate_size` must be an integer >= 1"),
+    ("M12", {"type_vocab_size": -1}, r"`type_vocab_size` must be an integer >= 0"),
+])
+def test_bad_config_values_name_the_key(case, change, message):
+    """Reliability probe M02-M08, M12: Keras used to name `output_dim`, `input_dim`, `units`."""
+    with pytest.raises(ValueError, match=message):
+        build_transformer_model(dict(TINY_CONFIG, **change))
+
+
+def test_bad_config_file_keep_tokens_and_damaged_checkpoint_are_named(tmp_path):
+    """Reliability probe M14, M24-M27."""
+    broken = tmp_path / "bert_config.json"
+    broken.write_text('{"vocab_size": 30, ')
+    with pytest.raises(ValueError, match=r"bert_config.json is not valid JSON"):  # M14
+        build_transformer_model(str(broken))
+    for keep_tokens in ([], [0, 1, -1]):  # M26, M25
+        with pytest.raises(ValueError, match=r"`keep_tokens` must be a non-empty list of "
+                                             r"vocabulary ids >= 0"):
+            build_transformer_model(TINY_CONFIG, keep_tokens=keep_tokens)
+    model = build_transformer_model(TINY_CONFIG)
+    save_as_bert_checkpoint(model, str(tmp_path / "bert_model.ckpt"))
+    with pytest.raises(ValueError, match=r"`keep_tokens` holds id 99999, beyond the "
+                                         r"\d+ rows of bert/embeddings/word_embeddings"):  # M24
+        build_transformer_model(TINY_CONFIG, str(tmp_path / "bert_model.ckpt"),
+                                keep_tokens=[0, 1, 99999])
+    data = next(tmp_path.glob("bert_model.ckpt.data-*"))
+    data.write_bytes(data.read_bytes()[:data.stat().st_size // 2])
+    with pytest.raises(ValueError, match=r"bert_model.ckpt is damaged: reading .* failed"):  # M27
+        build_transformer_model(TINY_CONFIG, str(tmp_path / "bert_model.ckpt"))

@@ -70,7 +70,11 @@ def load_checkpoint(model, checkpoint_path, keep_tokens=None, family="bert"):
             continue
         used.add(stored)
         if keep_tokens is not None and name.ours in VOCABULARY_WEIGHTS:
-            value = np.take(value, np.asarray(keep_tokens), axis=VOCABULARY_WEIGHTS[name.ours])
+            axis = VOCABULARY_WEIGHTS[name.ours]
+            if max(keep_tokens) >= value.shape[axis]:
+                raise ValueError(f"`keep_tokens` holds id {max(keep_tokens)}, beyond the "
+                                 f"{value.shape[axis]} rows of {stored} in the checkpoint.")
+            value = np.take(value, np.asarray(keep_tokens), axis=axis)
         target = ours[name.ours]
         if tuple(value.shape) != tuple(target.shape):
             mismatches.append(

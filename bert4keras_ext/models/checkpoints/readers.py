@@ -33,7 +33,11 @@ class CheckpointReader:
         return set(self._names)
 
     def get(self, name):
-        return self._get(name)
+        try:
+            return self._get(name)
+        except Exception as error:  # TF and safetensors raise their own types on damaged data
+            raise ValueError(f"Checkpoint {self.path} is damaged: reading {name} failed "
+                             f"({type(error).__name__}: {error}).") from error
 
     def find(self, name, prefixes=("bert.",)):
         """The stored name for `name`, allowing Hugging Face's model `prefixes` and old
