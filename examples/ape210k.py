@@ -3,8 +3,8 @@
 An item is `{"id", "original_text", "equation", "ans"}` (JSON lines). The equation (without
 its leading `x=`) is the seq2seq target; preprocessing makes equations and answers evaluable:
 `a%` -> `(a/100)`, mixed numbers `a(b/c)` -> `(a+b/c)` (in the question too, where a bare
-`(a/b)` then becomes `a/b`), ratios `:` -> `/`, other `%` -> `/100`; items whose equation does not give their answer are
-dropped, and brackets that do not change the value are removed.
+`(a/b)` then becomes `a/b`), ratios `:` -> `/`, other `%` -> `/100`; items whose equation
+does not give their answer are dropped, and brackets that do not change the value are removed.
 """
 import json
 import re
@@ -72,11 +72,31 @@ def preprocess(item):
     return normalize_question(item["original_text"]), remove_redundant_brackets(equation), answer
 
 
+FIELDS = ("original_text", "equation", "ans")
+
+
 def load(path):
-    """Preprocessed items of a JSON-lines file; unusable items are dropped."""
+    """Preprocessed items of a JSON-lines file; unusable items are dropped. A line that is not
+    JSON or lacks a field is an error naming the file and line; a file with no usable item too.
+    """
+    items = []
     with open(path, encoding="utf-8") as file:
-        items = [preprocess(json.loads(line)) for line in file if line.strip()]
-    return [item for item in items if item is not None]
+        for number, line in enumerate(file, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}, line {number}: not JSON ({error.msg}).") from None
+            missing = [field for field in FIELDS if field not in item]
+            if missing:
+                raise ValueError(f"{path}, line {number}: the item lacks {missing}.")
+            items.append(preprocess(item))
+    usable = [item for item in items if item is not None]
+    if not usable:
+        raise ValueError(f"{path} holds no usable problem ({len(items)} read, none whose "
+                         f"equation gives its answer).")
+    return usable
 
 
 def accuracy(predicted_equations, answers):

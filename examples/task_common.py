@@ -36,6 +36,21 @@ def model_config(config, small, tokenizer, maxlen):
     return dict(small, vocab_size=tokenizer.vocab_size, max_position_embeddings=maxlen)
 
 
+def positive_int(text):
+    """argparse type: an integer >= 1 (argparse names the flag in its error)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; received {text}")
+    return value
+
+
+def positive_float(text):
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number; received {text}")
+    return value
+
+
 def argument_parser(description, train_help):
     """The flags every task takes; `parse_args` fills those left unset."""
     parser = argparse.ArgumentParser(description=description)
@@ -44,9 +59,9 @@ def argument_parser(description, train_help):
     parser.add_argument("--config", help="pretrained BERT config.json (bert_config.json)")
     parser.add_argument("--checkpoint", help="original TF checkpoint prefix or .safetensors")
     parser.add_argument("--vocab", help="the pretrained model's vocab.txt")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--lr", type=float)
+    parser.add_argument("--epochs", type=positive_int)
+    parser.add_argument("--batch-size", type=positive_int)
+    parser.add_argument("--lr", type=positive_float)
     parser.add_argument("--strategy", choices=["default", "mirrored"], default="default",
                         help="'mirrored': data-parallel over all local GPUs")
     return parser

@@ -117,8 +117,10 @@ def read_labelled_lines(path):
 
 def main():
     parser = task_common.argument_parser(__doc__.splitlines()[0], "lines 'label<TAB>text'")
-    parser.add_argument("--train-size", type=int, default=3000, help="generated reviews")
-    parser.add_argument("--valid-size", type=int, default=200, help="generated reviews")
+    parser.add_argument("--train-size", type=task_common.positive_int, default=3000,
+                        help="generated reviews")
+    parser.add_argument("--valid-size", type=task_common.positive_int, default=200,
+                        help="generated reviews")
     # SPEC C2 demo 1: BERT-base, maxlen 128, batch 32, 20 epochs, Adam 1e-5.
     args = task_common.parse_args(parser, scratch={"epochs": 4, "batch_size": 32, "lr": 2e-3},
                                   pretrained={"epochs": 20, "batch_size": 32, "lr": 1e-5})

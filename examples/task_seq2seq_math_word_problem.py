@@ -117,12 +117,13 @@ def train_and_evaluate(train, valid, epochs, batch_size, lr, beam=1, output=None
 
 def main():
     parser = task_common.argument_parser(__doc__.splitlines()[0], "ape210k JSON lines")
-    parser.add_argument("--train-size", type=int, default=12000, help="generated items")
-    parser.add_argument("--valid-size", type=int, default=300,
+    parser.add_argument("--train-size", type=task_common.positive_int, default=12000,
+                        help="generated items")
+    parser.add_argument("--valid-size", type=task_common.positive_int, default=300,
                         help="generated items, or items held out of --train without --valid")
     parser.add_argument("--language", choices=["zh", "en"], default="zh",
                         help="of the generated problems ('en' suits English vocabularies)")
-    parser.add_argument("--beam", type=int, default=1)
+    parser.add_argument("--beam", type=task_common.positive_int, default=1)
     parser.add_argument("--output", default="best_model.weights.h5")
     # SPEC C10: BERT-base on ape210k, Adam 2e-5, batch 32, about 25 epochs.
     args = task_common.parse_args(parser, scratch={"epochs": 6, "batch_size": 64, "lr": 1e-3},

@@ -176,8 +176,10 @@ def main():
     parser.add_argument("--format", choices=["webqa", "sogouqa"], default="webqa")
     parser.add_argument("--decoding", choices=["extractive", "generative"], default="extractive",
                         help="answers restricted to n-grams of the passages, or free")
-    parser.add_argument("--train-size", type=int, default=3000, help="generated questions")
-    parser.add_argument("--valid-size", type=int, default=100, help="generated questions")
+    parser.add_argument("--train-size", type=task_common.positive_int, default=3000,
+                        help="generated questions")
+    parser.add_argument("--valid-size", type=task_common.positive_int, default=100,
+                        help="generated questions")
     # SPEC C9: BERT-base, Adam 1e-5, batch 32, 8 epochs.
     args = task_common.parse_args(parser, scratch={"epochs": 6, "batch_size": 32, "lr": 1e-3},
                                   pretrained={"epochs": 8, "batch_size": 32, "lr": 1e-5})

@@ -1,4 +1,5 @@
 """ape210k preprocessing (SPEC C10 (e)) and the safe evaluator's refusals and acceptances."""
+import json
 import re
 import sys
 from fractions import Fraction
@@ -76,3 +77,35 @@ def test_real_split_keeps_items_and_mixed_number_values():
 
 def test_accuracy_counts_value_matches():
     assert accuracy(["1+1", "2*2", "import os", "3"], [2, 5, 1, 3.0]) == 0.5
+
+
+def test_bad_data_files_name_the_file_and_line(tmp_path):
+    """Reliability probe E01, E02, E04-E06."""
+    good = json.dumps({"original_text": "1+1=?", "equation": "x=1+1", "ans": "2"})
+    cases = {
+        "truncated.json": ([good, good, '{"original_text": '], r"truncated.json, line 3: not JSON"),
+        "fields.json": ([good, json.dumps({"original_text": "?"})],
+                        r"fields.json, line 2: the item lacks \['equation', 'ans'\]"),
+        "empty.json": ([], r"empty.json holds no usable problem \(0 read"),
+        "dropped.json": ([good.replace('"2"', '"3"')], r"holds no usable problem \(1 read"),
+    }
+    for name, (lines, message) in cases.items():
+        (tmp_path / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        with pytest.raises(ValueError, match=message):
+            load(tmp_path / name)
+    huge = json.dumps({"original_text": "?", "equation": "x=1", "ans": "1" + "0" * 400})
+    (tmp_path / "huge.json").write_text(good + "\n" + huge + "\n", encoding="utf-8")
+    assert len(load(tmp_path / "huge.json")) == 1  # the 401-digit answer is dropped
+    assert safe_eval("1e400") is None  # E14
+
+
+def test_task_flags_refuse_non_positive_sizes(capsys):
+    """Reliability probe E07, E10 (`--epochs 0` used to exit 0 with accuracy -1)."""
+    import task_common
+
+    for argv, message in [(["--epochs", "0"], "argument --epochs: must be a positive integer"),
+                          (["--batch-size", "-2"], "argument --batch-size: must be a positive"),
+                          (["--lr", "nan"], "argument --lr: must be a positive finite")]:
+        with pytest.raises(SystemExit):
+            task_common.parse_args(task_common.argument_parser("x", "y"), {}, {}, argv)
+        assert message in capsys.readouterr().err
