@@ -15,6 +15,10 @@ class Embedding(keras.layers.Embedding):
     states by the transposed embedding matrix, giving one logit per vocabulary entry, as BERT's
     MLM head does with its input embeddings.
 
+    An id outside `[0, input_dim)` embeds as NaN: gathers wrap negative ids and, under XLA
+    (`jit_compile`, Keras's default on GPU), clamp large ones to the last row, so a bad id
+    would otherwise give a plausible wrong vector.
+
     `one_hot_lookup=True` looks ids up as `one_hot(ids) @ table` instead of a gather. The
     values are the same; the gradient becomes a matmul instead of a scatter-add, which matters
     for tiny tables such as BERT's 2 segment rows: on a GPU, 16k rows of updates scattered into
@@ -36,9 +40,10 @@ class Embedding(keras.layers.Embedding):
         if mode == "embedding" and self.one_hot_lookup:
             one_hot = ops.one_hot(ops.cast(inputs, "int32"), self.input_dim,
                                   dtype=self.compute_dtype)
-            return ops.matmul(one_hot, ops.cast(self.embeddings, self.compute_dtype))
+            embedded = ops.matmul(one_hot, ops.cast(self.embeddings, self.compute_dtype))
+            return nan_out_of_range(embedded, inputs, self.input_dim)
         if mode == "embedding":
-            return super().call(inputs)
+            return nan_out_of_range(super().call(inputs), inputs, self.input_dim)
         if mode == "dense":
             return ops.matmul(inputs, ops.transpose(ops.cast(self.embeddings, inputs.dtype)))
         raise ValueError(f"`mode` must be 'embedding' or 'dense'; received {mode!r}.")
@@ -65,6 +70,12 @@ class Embedding(keras.layers.Embedding):
                 self.compute_output_shape(inputs.shape, mode), dtype=self.compute_dtype
             )
         return super().compute_output_spec(inputs)
+
+
+def nan_out_of_range(embedded, ids, rows):
+    """`embedded` [..., dim] with NaN wherever `ids` [...] fall outside `[0, rows)`."""
+    valid = ops.logical_and(ops.greater_equal(ids, 0), ops.less(ids, rows))
+    return ops.where(ops.expand_dims(valid, -1), embedded, ops.cast(float("nan"), embedded.dtype))
 
 
 def merge_positions(inputs, embeddings, merge_mode):
@@ -183,9 +194,10 @@ class PositionEmbedding(PositionEmbeddingBase):
 
     def call(self, inputs, position_ids=None):
         inputs, position_ids = self._split(inputs, position_ids)
-        return merge_positions(
-            inputs, ops.take(self.embeddings, position_ids, axis=0), self.merge_mode
-        )
+        # Positions beyond the table embed as NaN (see `Embedding`: XLA would clamp them).
+        embeddings = nan_out_of_range(ops.take(self.embeddings, position_ids, axis=0),
+                                      position_ids, self.input_dim)
+        return merge_positions(inputs, embeddings, self.merge_mode)
 
     def get_config(self):
         config = super().get_config()

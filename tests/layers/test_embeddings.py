@@ -118,3 +118,29 @@ def test_one_hot_lookup_equals_the_gather_and_round_trips(tmp_path):
     model = keras.Model(inputs, one_hot(inputs))
     restored = assert_keras_round_trip(model, ids, tmp_path)
     assert restored.layers[-1].one_hot_lookup
+
+
+def _compiled_predict(layer, inputs, input_shape, dtype="int32"):
+    """`layer` inside a model compiled with XLA (Keras's default on GPU), as `predict` runs it."""
+    x = keras.Input(input_shape, dtype=dtype)
+    model = keras.Model(x, layer(x))
+    model.compile(jit_compile=True)
+    return model.predict(inputs, verbose=0)
+
+
+def test_out_of_range_ids_embed_as_nan_instead_of_a_wrong_row():
+    """Reliability probe L19, M35x (ids wrap or clamp under XLA) and L17, L18, M33x
+    (positions): a bad id gives NaN, never another row's vector."""
+    embedding = Embedding(10, 4)
+    eager = np.asarray(embedding(np.array([[1, -1]])))
+    assert np.isfinite(eager[0, 0]).all() and np.isnan(eager[0, 1]).all()  # L19
+    compiled = _compiled_predict(Embedding(10, 4), np.array([[3, 10, 1000]]), (3,))
+    assert np.isfinite(compiled[0, 0]).all() and np.isnan(compiled[0, 1:]).all()  # M35x
+    one_hot = Embedding(10, 4, one_hot_lookup=True)(np.array([[2, 12]]))
+    assert np.isfinite(np.asarray(one_hot)[0, 0]).all() and np.isnan(one_hot[0, 1]).all()
+    positions = _compiled_predict(PositionEmbedding(16, 4), np.zeros((1, 20, 4), "float32"),
+                                  (None, 4), dtype="float32")
+    assert np.isfinite(positions[0, :16]).all() and np.isnan(positions[0, 16:]).all()  # L17
+    custom = PositionEmbedding(16, 4, custom_position_ids=True)
+    out = np.asarray(custom([np.zeros((1, 2, 4), "float32"), np.array([[1, -3]])]))
+    assert np.isfinite(out[0, 0]).all() and np.isnan(out[0, 1]).all()  # L18
