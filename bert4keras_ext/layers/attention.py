@@ -209,6 +209,9 @@ class MultiHeadAttention(keras.layers.Layer):
     def call(self, inputs, attention_mask=None, cache=None, cache_index=None, positions=None,
              key_positions=None, attention_bias=None, mask=None, training=None):
         q, k, v = inputs
+        if 0 in (q.shape[1], k.shape[1]):
+            raise ValueError(f"MultiHeadAttention needs sequences of length >= 1; received q "
+                             f"shape {tuple(q.shape)} and k shape {tuple(k.shape)}.")
         q_mask, _, v_mask = mask if mask is not None else (None, None, None)
         qw = self._split_heads(self.q_dense(q), self.key_size)
         if self.position_scheme is not None and positions is None:
@@ -236,7 +239,7 @@ class MultiHeadAttention(keras.layers.Layer):
             if key_positions is None:
                 key_positions = ops.arange(ops.shape(kw)[1], dtype="int32")[None]
             relative = functional_relative(positions, key_positions, self.key_size)
-        visible = self._visible(attention_mask, q_mask, v_mask)
+        visible = self._visible(attention_mask, q_mask, v_mask, qw.shape[1], kw.shape[1])
         output, probs = self.attend(qw, kw, vw, visible, training, relative, attention_bias)
         output = self.o_dense(output)
         result = [output, probs] if self.return_attention_scores else output
@@ -312,12 +315,26 @@ class MultiHeadAttention(keras.layers.Layer):
             output = output * ops.cast(ops.transpose(has_key, (0, 2, 1, 3)), output.dtype)
         return ops.reshape(output, (-1, q_len, self.heads * ops.shape(output)[-1]))
 
-    def _visible(self, attention_mask, q_mask, v_mask):
+    def _visible(self, attention_mask, q_mask, v_mask, q_len, k_len):
         """Combines all masks into a boolean of rank 4, or None when nothing is masked."""
         visible = None
         if attention_mask is not None:
+            dtype = keras.backend.standardize_dtype(attention_mask.dtype)
+            if "float" in dtype:
+                raise TypeError(
+                    f"`attention_mask` must be boolean (True = attend) or 0/1 integers; "
+                    f"received {dtype}. An additive float mask (0 = attend, -1e9 = blocked) "
+                    f"would be read inverted: pass `mask > -1` instead."
+                )
             visible = ops.cast(attention_mask, "bool")
             shape = tuple(ops.shape(visible))
+            for axis, length, name in ((-2, q_len, "q_len"), (-1, k_len, "k_len")):
+                if (len(shape) >= 2 and isinstance(shape[axis], int)
+                        and isinstance(length, int) and shape[axis] not in (1, length)):
+                    raise ValueError(
+                        f"`attention_mask` must broadcast to [batch, heads, q_len={q_len}, "
+                        f"k_len={k_len}]; received shape {shape}."
+                    )
             if not 2 <= len(shape) <= 4:
                 raise ValueError(
                     "`attention_mask` must broadcast to [batch, heads, q_len, k_len]; received "

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from bert4keras_ext.layers import MultiHeadAttention
+from bert4keras_ext.layers import MultiHeadAttention, PerformerAttention
 from bert4keras_ext.masks import lm_mask, unilm_mask
 from conftest import assert_keras_round_trip
 
@@ -242,3 +242,22 @@ def test_bad_input_errors():
         MultiHeadAttention(2, 8)([x, x, x], attention_mask=np.ones((1, 3, 5, 5), bool))
     with pytest.raises(ValueError, match=r"broadcast to \[batch, heads, q_len, k_len\]"):
         MultiHeadAttention(2, 8)([x, x, x], attention_mask=np.ones((1, 1, 1, 5, 5), bool))
+
+
+def test_mask_dtype_shape_and_empty_sequences_are_refused_clearly():
+    """Reliability probe L06 (a mask one key too long), L09 (an additive float mask, which a
+    cast to bool would invert) and L14 (zero-length sequences)."""
+    layer = MultiHeadAttention(heads=2, head_size=8)
+    x = np.random.default_rng(0).normal(size=(2, 6, 16)).astype("float32")
+    with pytest.raises(ValueError, match=r"must broadcast to \[batch, heads, q_len=6, k_len=6\]; "
+                                         r"received shape \(2, 6, 7\)"):
+        layer([x, x, x], attention_mask=np.ones((2, 6, 7), bool))
+    additive = np.where(np.arange(6) < 4, 0.0, -1e9).astype("float32")[None, None]
+    with pytest.raises(TypeError, match="must be boolean .* received float32"):
+        layer([x, x, x], attention_mask=additive)
+    empty = np.zeros((2, 0, 16), "float32")
+    for attention in (layer, PerformerAttention(heads=2, head_size=8, num_random_features=8)):
+        with pytest.raises(ValueError, match=r"sequences of length >= 1; received q shape "
+                                             r"\(2, 0, 16\)"):
+            attention([empty, empty, empty])
+    assert layer([x, x, x], attention_mask=np.ones((2, 1, 6), "int32")).shape == (2, 6, 16)
