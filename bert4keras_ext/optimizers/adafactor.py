@@ -76,6 +76,9 @@ class AdaFactor(Extensible, keras.optimizers.Optimizer):
             raise ValueError(f"`beta1` must be in [0, 1); received {beta1!r}.")
         if beta2 is not None and not 0.0 <= beta2 < 1.0:
             raise ValueError(f"`beta2` must be None or in [0, 1); received {beta2!r}.")
+        if clipping_threshold is not None and not clipping_threshold > 0:
+            raise ValueError(f"`clipping_threshold` must be None or > 0 (0 would freeze "
+                             f"training); received {clipping_threshold!r}.")
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.beta1 = beta1
         self.beta2 = beta2

@@ -45,6 +45,10 @@ class Extensible:
     _adjusts_parameters = False
 
     def __init__(self, *args, **kwargs):
+        rate = kwargs.get("learning_rate", args[0] if args else None)
+        if isinstance(rate, (int, float)) and not 0 <= rate < float("inf"):
+            raise ValueError(f"`learning_rate` must be a finite number >= 0 (or a schedule); "
+                             f"received {rate!r}.")
         super().__init__(*args, **kwargs)
         self._gate = None
 

@@ -103,6 +103,9 @@ class Adam(_MomentumAccumulation):
         for arg, value in (("beta_1", beta_1), ("beta_2", beta_2)):
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"`{arg}` must be in [0, 1); received {value!r}.")
+        if not epsilon > 0:
+            raise ValueError(f"`epsilon` must be > 0 (a zero gradient entry would give 0/0); "
+                             f"received {epsilon!r}.")
         super().__init__(learning_rate, grad_accum_steps, name=name, **kwargs)
         self.beta_1 = beta_1
         self.beta_2 = beta_2

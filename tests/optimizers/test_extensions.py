@@ -6,6 +6,7 @@ import pytest
 
 from bert4keras_ext.optimizers import (
     SGDM,
+    Adam,
     AdaFactor,
     NonFiniteGradientCheck,
     PiecewiseLinearSchedule,
@@ -333,3 +334,18 @@ def test_sparse_embedding_gradients_are_densified(optimizer):
     after = model.get_weights()[0]
     assert np.abs(after[1:7] - before[1:7]).max() > 0  # used rows moved
     np.testing.assert_array_equal(after[7:], before[7:])  # unused rows did not
+
+
+@pytest.mark.parametrize("case, make, message", [
+    ("O01", lambda: Adam(learning_rate=-1e-3), r"`learning_rate` must be a finite number >= 0"),
+    ("O02", lambda: AdaFactor(learning_rate=float("nan")), r"`learning_rate` must be a finite"),
+    ("O02", lambda: extend_with_weight_decay(keras.optimizers.SGD)(learning_rate=float("inf")),
+     r"`learning_rate` must be a finite"),
+    ("O13", lambda: AdaFactor(clipping_threshold=0.0), r"`clipping_threshold` must be None or "
+                                                       r"> 0 \(0 would freeze training\)"),
+    ("O23", lambda: Adam(epsilon=0.0), r"`epsilon` must be > 0"),
+])
+def test_hyper_parameters_that_silently_break_training_are_refused(case, make, message):
+    """Reliability probe O01, O02, O13, O23 (Keras's own optimizers accept the first two)."""
+    with pytest.raises(ValueError, match=message):
+        make()
