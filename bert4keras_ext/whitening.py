@@ -29,6 +29,9 @@ def compute_kernel_bias(vectors, n_components=None):
     vectors = np.asarray(vectors, "float64")
     if vectors.ndim != 2 or len(vectors) < 2:
         raise ValueError(f"`vectors` must have shape [N >= 2, dim]; received {vectors.shape}.")
+    bad_rows = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
+    if len(bad_rows):
+        raise ValueError(f"`vectors` rows {bad_rows[:10].tolist()} hold NaN or infinite values.")
     mean = vectors.mean(axis=0)
     centered = vectors - mean
     return kernel_bias_from_moments(mean, centered.T @ centered / len(vectors), n_components)

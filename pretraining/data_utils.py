@@ -20,6 +20,8 @@ continuations, so each Chinese character is its own word. Dynamic masking writes
         --repeats 10 --workers 8 --output corpus/train corpus/*.txt
 """
 import argparse
+import json
+import os
 import re
 
 import numpy as np
@@ -186,7 +188,9 @@ def read_documents(paths):
 
 def build_records(documents, builder, output_prefix, repeats=1, seed=0, shards=1, workers=1,
                   group_size=10, progress=True):
-    """Writes `shards` TFRecord files `{output_prefix}-{i:05d}-of-{shards:05d}.tfrecord`.
+    """Writes `shards` TFRecord files `{output_prefix}-{i:05d}-of-{shards:05d}.tfrecord`
+    and `{output_prefix}.manifest.json` (mode, sequence length, records and bytes per shard,
+    which `check_shards` compares with the files before training).
 
     The corpus is written `repeats` times (a new mask each time), in groups of `group_size`
     documents, group k going to shard k % shards. Returns the paths and the instance count.
@@ -207,11 +211,13 @@ def build_records(documents, builder, output_prefix, repeats=1, seed=0, shards=1
     writers = [tf.io.TFRecordWriter(path) for path in paths]
     bar = _progress_bar(len(tasks), progress)
     counts = {"groups": 0, "sequences": 0}
+    per_shard = [0] * shards
 
     def write(records):
-        shard = writers[counts["groups"] % shards]
+        shard = counts["groups"] % shards
         for record in records:
-            shard.write(record)
+            writers[shard].write(record)
+        per_shard[shard] += len(records)
         counts["groups"] += 1
         counts["sequences"] += len(records)
         if bar is not None:
@@ -229,7 +235,66 @@ def build_records(documents, builder, output_prefix, repeats=1, seed=0, shards=1
             writer.close()
         if bar is not None:
             bar.close()
+    manifest = {"mode": builder.mode, "seq_len": builder.seq_len,
+                "shards": {os.path.basename(path): {"records": count,
+                                                    "bytes": tf.io.gfile.stat(path).length}
+                           for path, count in zip(paths, per_shard)}}
+    with tf.io.gfile.GFile(f"{output_prefix}.manifest.json", "w") as file:
+        json.dump(manifest, file, indent=1)
     return paths, counts["sequences"]
+
+
+def check_shards(paths, mode, seq_len):
+    """Refuses shards that cannot give what training expects, naming the file: a size other
+    than its manifest's (truncated or changed after writing), another mode or sequence
+    length, or no records at all. Shards without a manifest are checked by their first
+    record."""
+    entries = {}
+    for folder in {os.path.dirname(path) for path in paths}:
+        for manifest_path in tf.io.gfile.glob(os.path.join(folder or ".", "*.manifest.json")):
+            with tf.io.gfile.GFile(manifest_path) as file:
+                manifest = json.load(file)
+            for name, entry in manifest["shards"].items():
+                entries[os.path.join(folder, name)] = dict(entry, mode=manifest["mode"],
+                                                           seq_len=manifest["seq_len"])
+    records = 0
+    for path in paths:
+        entry = entries.get(path)
+        if entry is None:
+            entry = _first_record_entry(path)
+        elif tf.io.gfile.stat(path).length != entry["bytes"]:
+            raise ValueError(f"Shard {path} has {tf.io.gfile.stat(path).length} bytes; its "
+                             f"manifest says {entry['bytes']} (truncated or changed after "
+                             f"it was written).")
+        for key, wanted in (("mode", mode), ("seq_len", seq_len)):
+            if entry.get(key) is not None and entry[key] != wanted:
+                raise ValueError(f"Shard {path} was written with {key}={entry[key]!r}; "
+                                 f"training asks for {wanted!r}.")
+        records += entry["records"]
+    if not records:
+        raise ValueError(f"The {len(paths)} shard(s) hold no records.")
+
+
+def _first_record_entry(path):
+    """What a shard's first record says: 1 record or 0, its mode and sequence length."""
+    for record in tf.data.TFRecordDataset(path).take(1):
+        features = tf.train.Example.FromString(record.numpy()).features.feature
+        mode = next((m for m in MODES if set(FEATURES[m]) == set(features)), None)
+        return {"records": 1, "mode": mode,
+                "seq_len": len(features["token_ids"].int64_list.value)}
+    return {"records": 0}
+
+
+def find_damaged_shards(paths):
+    """Shards whose records cannot be read to the end (a failed CRC check); reads them all."""
+    damaged = []
+    for path in paths:
+        try:
+            for _ in tf.data.TFRecordDataset(path):
+                pass
+        except tf.errors.DataLossError as error:
+            damaged.append(f"{path} ({error.message.splitlines()[0]})")
+    return damaged
 
 
 def _progress_bar(total, enabled):

@@ -32,7 +32,13 @@ import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from data_utils import MODES, check_mode, load_dataset  # noqa: E402
+from data_utils import (  # noqa: E402
+    MODES,
+    check_mode,
+    check_shards,
+    find_damaged_shards,
+    load_dataset,
+)
 from resume import check_run_flags, checkpoint_prefixes, restore_newest_good  # noqa: E402
 
 from bert4keras_ext.models import build_transformer_model, mlm_head_logits  # noqa: E402
@@ -126,8 +132,10 @@ def check_args(args):
                          f"{args.weight_decay}.")
     if not 0.0 <= args.ema < 1.0:
         raise ValueError(f"`--ema` must be in [0, 1); received {args.ema}.")
-    if not tf.io.gfile.glob(args.data):
+    shards = sorted(tf.io.gfile.glob(args.data))
+    if not shards:
         raise FileNotFoundError(f"No files match `--data` {args.data!r}.")
+    check_shards(shards, args.mode, args.seq_len)
 
 
 def make_strategy(name, tpu="", cpu_replicas=1):
@@ -339,7 +347,11 @@ class Pretrainer:
         losses, accuracies, started = [], [], time.perf_counter()
         nonfinite = 0
         while self.update < end:
-            loss, accuracy = self.train_step(iterator)
+            try:
+                loss, accuracy = self.train_step(iterator)
+            except tf.errors.DataLossError:
+                damaged = find_damaged_shards(sorted(tf.io.gfile.glob(args.data)))
+                raise ValueError(f"Damaged `--data` shards: {'; '.join(damaged)}.") from None
             losses.append(float(loss))
             accuracies.append(float(accuracy))
             nonfinite = 0 if np.isfinite(losses[-1]) else nonfinite + 1
@@ -415,7 +427,7 @@ def main(argv=None):
         parser.error(str(error))
     try:
         records = train(trainer)
-    except FloatingPointError as error:
+    except (FloatingPointError, ValueError) as error:
         sys.exit(f"error: {error}")
     total, squares = weights_digest(trainer.model)
     print(json.dumps({"records": records, "weights_sum": total, "weights_sum_of_squares": squares}))

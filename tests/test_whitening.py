@@ -55,3 +55,11 @@ def test_streaming_statistics_equal_batch_statistics():
     np.testing.assert_allclose(np.abs(streamed[0]), np.abs(batch[0]), rtol=1e-6, atol=1e-9)
     with pytest.raises(ValueError, match=r"shape \[n, 16\]; received \(2, 3\)"):
         stream.update(np.zeros((2, 3)))
+
+
+def test_non_finite_vectors_are_named():
+    """Reliability probe X05: numpy's `SVD did not converge` did not say why."""
+    vectors = np.random.default_rng(0).normal(size=(8, 4))
+    vectors[3, 1] = np.nan
+    with pytest.raises(ValueError, match=r"rows \[3\] hold NaN or infinite values"):
+        compute_kernel_bias(vectors)

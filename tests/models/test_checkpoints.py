@@ -159,7 +159,7 @@ def test_bad_config_values_name_the_key(case, change, message):
 
 
 def test_bad_config_file_keep_tokens_and_damaged_checkpoint_are_named(tmp_path):
-    """Reliability probe M14, M24-M27."""
+    """Reliability probe M14, M21, M24-M27."""
     broken = tmp_path / "bert_config.json"
     broken.write_text('{"vocab_size": 30, ')
     with pytest.raises(ValueError, match=r"bert_config.json is not valid JSON"):  # M14
@@ -174,6 +174,13 @@ def test_bad_config_file_keep_tokens_and_damaged_checkpoint_are_named(tmp_path):
                                          r"\d+ rows of bert/embeddings/word_embeddings"):  # M24
         build_transformer_model(TINY_CONFIG, str(tmp_path / "bert_model.ckpt"),
                                 keep_tokens=[0, 1, 99999])
+    poisoned = build_transformer_model(TINY_CONFIG)
+    table = poisoned.get_layer("Embedding-Token").embeddings
+    table.assign(np.where(np.arange(table.shape[0])[:, None] == 5, np.nan, np.asarray(table)))
+    save_as_bert_checkpoint(poisoned, str(tmp_path / "nan" / "bert_model.ckpt"))
+    with pytest.raises(ValueError, match=r"holds NaN or infinite values in "
+                                         r"bert/embeddings/word_embeddings"):  # M21
+        build_transformer_model(TINY_CONFIG, str(tmp_path / "nan" / "bert_model.ckpt"))
     data = next(tmp_path.glob("bert_model.ckpt.data-*"))
     data.write_bytes(data.read_bytes()[:data.stat().st_size // 2])
     with pytest.raises(ValueError, match=r"bert_model.ckpt is damaged: reading .* failed"):  # M27

@@ -249,3 +249,44 @@ def test_masked_lm_scores_only_masked_positions_through_the_head(corpus, tmp_pat
         got = (losses * scored_weights.numpy()).sum() / scored_weights.numpy().sum()
         assert got == pytest.approx(expected, rel=1e-5)
     assert (weights.sum(1) > 3).any()  # the cap of 3 really dropped some masked tokens
+
+
+def test_shards_that_cannot_give_training_data_are_named(corpus, tmp_path):
+    """Reliability probe PT04 (a truncated shard was read to the cut silently), PT06 (no
+    records), PT08 (another sequence length) and PT03 (a corrupted record names its shard)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for path in corpus["folder"].glob("roberta*"):
+        (data / path.name).write_bytes(path.read_bytes())
+    shard = sorted(data.glob("roberta-*.tfrecord"))[0]
+
+    def prepared(*extra):
+        return prepare(argument_parser().parse_args([
+            "--config", corpus["config"], "--data", str(data / "roberta-*.tfrecord"),
+            "--model-dir", str(tmp_path / "run"), "--global-batch-size", "8",
+            "--grad-accum-steps", "1", "--total-steps", "4", "--warmup-steps", "1", *extra]))
+
+    with pytest.raises(ValueError, match=r"was written with seq_len=32; training asks for 64"):
+        prepared("--seq-len", "64")
+    trainer = prepared("--seq-len", str(SEQ_LEN))
+    content = bytearray(shard.read_bytes())
+    content[len(content) // 2: len(content) // 2 + 16] = b"\xff" * 16
+    shard.write_bytes(bytes(content))
+
+    def corrupted_step(iterator):
+        raise tf.errors.DataLossError(None, None, "corrupted record at 18564")
+
+    trainer.train_step = corrupted_step
+    with pytest.raises(ValueError, match=rf"Damaged `--data` shards: .*{shard.name} \("):
+        trainer.run()
+    shard.write_bytes(bytes(content[:len(content) // 2]))
+    with pytest.raises(ValueError, match=rf"{shard.name} has \d+ bytes; its manifest says"):
+        prepared("--seq-len", str(SEQ_LEN))
+    empty_prefix = tmp_path / "empty" / "gpt"
+    empty_prefix.parent.mkdir()
+    build_records([], InstanceBuilder(Tokenizer(str(corpus["folder"] / "vocab.txt")), "gpt",
+                                      SEQ_LEN), str(empty_prefix), progress=False)
+    with pytest.raises(ValueError, match=r"The 1 shard\(s\) hold no records"):
+        prepare(argument_parser().parse_args([
+            "--mode", "gpt", "--config", corpus["config"], "--seq-len", str(SEQ_LEN),
+            "--data", str(empty_prefix) + "-*.tfrecord", "--model-dir", str(tmp_path / "g")]))

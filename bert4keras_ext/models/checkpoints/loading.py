@@ -69,6 +69,9 @@ def load_checkpoint(model, checkpoint_path, keep_tokens=None, family="bert"):
             report.missing.append(name.ours)
             continue
         used.add(stored)
+        if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+            raise ValueError(f"Checkpoint {checkpoint_path} holds NaN or infinite values in "
+                             f"{stored} (a damaged file?).")
         if keep_tokens is not None and name.ours in VOCABULARY_WEIGHTS:
             axis = VOCABULARY_WEIGHTS[name.ours]
             if max(keep_tokens) >= value.shape[axis]:
