@@ -185,3 +185,12 @@ def test_bad_config_file_keep_tokens_and_damaged_checkpoint_are_named(tmp_path):
     data.write_bytes(data.read_bytes()[:data.stat().st_size // 2])
     with pytest.raises(ValueError, match=r"bert_model.ckpt is damaged: reading .* failed"):  # M27
         build_transformer_model(TINY_CONFIG, str(tmp_path / "bert_model.ckpt"))
+
+
+def test_converting_a_file_without_bert_weights_says_so(tmp_path):
+    """Reliability probe X07 (was `max() arg is an empty sequence`)."""
+    from safetensors.numpy import save_file
+
+    save_file({"vision.patch.weight": np.zeros((2, 2), "float32")}, str(tmp_path / "x.safetensors"))
+    with pytest.raises(ValueError, match=r"x.safetensors holds none of the model='bert' weights"):
+        convert(tmp_path / "x.safetensors", str(tmp_path / "out" / "bert_model.ckpt"))
