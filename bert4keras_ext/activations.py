@@ -1,4 +1,8 @@
-"""GELU and its elementary approximations (SPEC S4), selectable by name.
+"""GELU and its elementary approximations, selectable by name.
+
+Source: "Gaussian Error Linear Units (GELUs)" (Hendrycks and Gimpel, 2016,
+https://arxiv.org/abs/1606.08415) and the post "GELU的两个初等函数近似是怎么来的"
+(https://kexue.fm/archives/7309).
 
 `gelu_erf` is the exact `x * Phi(x)` of the original BERT; `gelu_tanh` is the cubic-tanh form
 (`0.044715`) used by GPT-2 and keras-hub's BERT; `gelu_sigmoid` is `x * sigmoid(1.702 x)`.

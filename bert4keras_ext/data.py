@@ -1,5 +1,8 @@
 """Batches for training: padding, bert4keras's DataGenerator, a process-safe PyDataset source
-and `parallel_apply` (SPEC C7)."""
+and `parallel_apply`.
+
+Source: bert4keras's `snippets.DataGenerator` and `parallel_apply`, and the post "让Keras更酷一些！"
+(https://kexue.fm/archives/6575) on process-safe generators."""
 import collections
 import concurrent.futures
 import itertools
@@ -161,9 +164,9 @@ class DataGenerator:
         """Batches without end, for `fit(generator.forfit(), steps_per_epoch=len(generator))`.
 
         Two Keras 3 traps are absorbed: lists in a batch become tuples (Keras reads a list as
-        a tensor to stack; a `None` target is dropped), and on TensorFlow the result is a `tf.data.Dataset` whose spec
-        leaves every axis open but those of size 1 in the first batch, such as a label axis
-        (Keras would fix each axis that has the same size in its first two batches, so a
+        a tensor to stack; a `None` target is dropped), and on TensorFlow the result is a
+        `tf.data.Dataset` whose spec leaves every axis open but those of size 1 in the first
+        batch, such as a label axis (Keras would fix each axis that has the same size in its first two batches, so a
         later batch padded to another length would fail).
         """
         batches = self._batches_forever(random)

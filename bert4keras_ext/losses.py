@@ -1,5 +1,9 @@
 """Losses (keras.ops only): sequence-to-sequence cross entropy for language-model heads, focal
-loss and soft truncation (SPEC S6) for classifiers."""
+loss and soft truncation for classifiers.
+
+Sources: "Focal Loss for Dense Object Detection" (Lin et al., 2017,
+https://arxiv.org/abs/1708.02002) and the post "文本情感分类（四）：更好的损失函数"
+(https://kexue.fm/archives/4733) for the hard truncation and its softened form."""
 import keras
 from keras import ops
 
@@ -17,7 +21,7 @@ def seq2seq_targets(token_ids, segment_ids):
 
 @keras.saving.register_keras_serializable(package="bert4keras_ext")
 class Seq2SeqCrossEntropy(keras.losses.Loss):
-    """Next-token cross entropy averaged over the scored tokens of the batch (SPEC C8).
+    """Next-token cross entropy averaged over the scored tokens of the batch.
 
     `y_true` is `[batch, length]` token ids where 0 (`ignore_id`) marks positions not to score;
     `y_pred` is `[batch, length, vocab]`. Position i of `y_pred` is scored against token i + 1
@@ -95,7 +99,7 @@ class _ConfigurableLoss(keras.losses.Loss):
 
 @keras.saving.register_keras_serializable(package="bert4keras_ext")
 class BinaryFocalLoss(_ConfigurableLoss):
-    """Focal loss (SPEC S6): `-alpha_t (1 - p_t)^gamma log p_t` for 0/1 labels, mean over the
+    """Focal loss: `-alpha_t (1 - p_t)^gamma log p_t` for 0/1 labels, mean over the
     last axis. `gamma=0` and `alpha=None` give binary cross entropy; `alpha` weighs the
     positives by alpha and the negatives by 1 - alpha (0.25 in the paper, 0.5 if untuned).
 
@@ -120,7 +124,7 @@ class BinaryFocalLoss(_ConfigurableLoss):
 
 @keras.saving.register_keras_serializable(package="bert4keras_ext")
 class SparseCategoricalFocalLoss(_ConfigurableLoss):
-    """Multi-class focal loss `-alpha (1 - p_t)^gamma log p_t` for integer labels (SPEC S6)."""
+    """Multi-class focal loss `-alpha (1 - p_t)^gamma log p_t` for integer labels."""
 
     _options = ("gamma", "alpha", "from_logits")
 
@@ -135,7 +139,7 @@ class SparseCategoricalFocalLoss(_ConfigurableLoss):
 
 @keras.saving.register_keras_serializable(package="bert4keras_ext")
 class BinarySoftTruncationLoss(_ConfigurableLoss):
-    """Softened hard truncation (SPEC S6): `-sigmoid(-K x) log sigmoid(x)` for positives and
+    """Softened hard truncation: `-sigmoid(-K x) log sigmoid(x)` for positives and
     `-sigmoid(K x) log sigmoid(-x)` for negatives, x the logit; mean over the last axis.
     With K = 1 it equals the focal loss with gamma = 1; large K approaches hard truncation
     (no loss once a sample is on the right side of 0.5)."""
@@ -155,7 +159,7 @@ class BinarySoftTruncationLoss(_ConfigurableLoss):
 
 @keras.saving.register_keras_serializable(package="bert4keras_ext")
 class SparseCategoricalSoftTruncationLoss(_ConfigurableLoss):
-    """Multi-class soft truncation `-softmax(-K x)_t log softmax(x)_t` (SPEC S6)."""
+    """Multi-class soft truncation `-softmax(-K x)_t log softmax(x)_t`."""
 
     _options = ("k", "from_logits")
 

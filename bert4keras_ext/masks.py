@@ -1,4 +1,8 @@
-"""Attention masks built from token and segment ids inside the graph (SPEC C8).
+"""Attention masks built from token and segment ids inside the graph.
+
+Source: the UNILM paper ("Unified Language Model Pre-training for Natural Language
+Understanding and Generation", Dong et al., 2019, https://arxiv.org/abs/1905.03197) and the post
+"从语言模型到Seq2Seq：Transformer如戏，全靠Mask" (https://kexue.fm/archives/6933).
 
 Every mask is boolean, True where a query position may attend a key position, with rows indexing
 queries and columns keys. All functions are plain `keras.ops` graphs of static rank, so they trace

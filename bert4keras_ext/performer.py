@@ -1,4 +1,8 @@
-"""Performer / FAVOR+ attention (SPEC S2): softmax attention approximated in linear time.
+"""Performer / FAVOR+ attention: softmax attention approximated in linear time.
+
+Source: "Rethinking Attention with Performers" (Choromanski et al., 2020,
+https://arxiv.org/abs/2009.14794) and the post "Performer：用随机投影将Attention的复杂度线性化"
+(https://kexue.fm/archives/7921).
 
 `exp(q.k) = E_w[exp(w.q - |q|^2/2) exp(w.k - |k|^2/2)]` for `w ~ N(0, I)`, so with m random
 features `phi(x) = m^-1/2 exp(W x - |x|^2/2)` attention becomes

@@ -1,4 +1,4 @@
-"""Taylor softmax (SPEC S3): normalize `f_n(x) = sum_{k<=n} x^k / k!` instead of `exp(x)`.
+"""Taylor softmax: normalize `f_n(x) = sum_{k<=n} x^k / k!` instead of `exp(x)`.
 
 For even n, f_n is positive on the whole real line (at its only stationary point x*,
 f_n(x*) = x*^n / n! > 0), so `f_n(x_i) / sum_j f_n(x_j)` is a distribution. It grows only

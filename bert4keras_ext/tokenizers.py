@@ -16,7 +16,7 @@ import unicodedata
 
 from bert4keras_ext.backend import one_of
 
-SPECIAL = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+RESERVED_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 MAX_WORD_CHARS = 100
 
 
@@ -125,12 +125,12 @@ class Tokenizer:
                              f"{[t for t, i in self.token_dict.items() if i == example]} -> "
                              f"{example}; ids must be unique.")
         self.do_lower_case = do_lower_case
-        for token in SPECIAL:
+        for token in RESERVED_TOKENS:
             setattr(self, f"_token_{token[1:-1].lower()}_id", self.token_dict.get(token))
         # bert4keras's names: the start and end of every encoded text.
         self._token_start, self._token_end = "[CLS]", "[SEP]"
         self._token_start_id, self._token_end_id = self._token_cls_id, self._token_sep_id
-        specials = [token for token in SPECIAL if token in self.token_dict]
+        specials = [token for token in RESERVED_TOKENS if token in self.token_dict]
         self._special_pattern = re.compile(
             "(" + "|".join(re.escape(token) for token in specials) + ")")
         self._fast = self._fast_backend() if fast else None
@@ -289,7 +289,7 @@ class Tokenizer:
         rejoined. `tokens` may be given instead of `ids`."""
         text = ""
         for token in tokens if tokens is not None else self.ids_to_tokens(ids):
-            if token in SPECIAL or not token:
+            if token in RESERVED_TOKENS or not token:
                 continue
             if token.startswith("##"):
                 text += token[2:]
@@ -321,7 +321,7 @@ class Tokenizer:
             origin.extend([index] * len(char))
         mapping, offset = [], 0
         for token in tokens:
-            if token in SPECIAL:
+            if token in RESERVED_TOKENS:
                 mapping.append([])
                 continue
             piece = token[2:] if token.startswith("##") else token

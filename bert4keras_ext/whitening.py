@@ -1,4 +1,8 @@
-"""BERT-whitening (SPEC S5): make sentence vectors isotropic before cosine similarity.
+"""BERT-whitening: make sentence vectors isotropic before cosine similarity.
+
+Source: "Whitening Sentence Representations for Better Semantics and Faster Retrieval" (Su et
+al., 2021, https://arxiv.org/abs/2103.15316) and the post "你可能不需要BERT-flow：一个线性变换媲美
+BERT-flow" (https://kexue.fm/archives/8069).
 
 `x -> (x - mu) W` with `Sigma = U Lambda U^T` the covariance of the vectors and
 `W = U Lambda^(-1/2)`, optionally keeping the first `n_components` columns (PCA whitening).

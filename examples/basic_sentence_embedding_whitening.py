@@ -1,6 +1,6 @@
 """Sentence embeddings from the real all-MiniLM-L6-v2 checkpoint, with and without BERT-whitening
-(SPEC S5): mean-pooled token vectors, whitened to an isotropic basis (optionally reduced to
-`--components` dimensions), then nearest neighbours by cosine similarity.
+(https://kexue.fm/archives/8069): mean-pooled token vectors, whitened to an isotropic basis
+(optionally reduced to `--components` dimensions), then nearest neighbours by cosine similarity.
 
 Sentences come from five topics (generated from templates, or --sentences with one
 "topic<TAB>sentence" per line); the script prints a few queries' nearest neighbours and the

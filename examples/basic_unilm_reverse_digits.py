@@ -1,7 +1,8 @@
 """Trains a small UNILM seq2seq model from scratch to reverse digit strings, then decodes greedily.
 
 `[CLS] 3 1 4 [SEP] 4 1 3 [SEP]`: the source is seen bidirectionally, the target is generated
-left to right (SPEC C8). Runs in about a minute on two CPU cores:
+left to right (the UNILM mask, https://kexue.fm/archives/6933). Runs in about a minute on two
+CPU cores:
 
     python examples/basic_unilm_reverse_digits.py --epochs 12
 """

@@ -1,4 +1,4 @@
-"""Reading comprehension by seq2seq (SPEC C9): data formats, samples, merging, n-grams, metrics.
+"""Reading comprehension by seq2seq: data formats, samples, merging, n-grams, metrics.
 
 Questions come from WebQA (`{qid: {"question", "evidences": {eid: {"evidence", "answer"}}}}`,
 answer `["no_answer"]` when a passage has none) or SogouQA (`[{"question", "answer",

@@ -2,20 +2,20 @@
 (a pretrained vocabulary or one built from the data) and the model configuration.
 
 Each script gives two sets of defaults: one for a small model trained from scratch on the
-bundled data, and SPEC's settings for a pretrained BERT on the real dataset, used as soon as
-`--config` is given.
+bundled data, and the source posts' settings for a pretrained BERT on the real dataset,
+used as soon as `--config` is given.
 """
 import argparse
 
 from bert4keras_ext.tokenizers import Tokenizer
 
-SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+RESERVED_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
 def character_vocabulary(texts):
     """Specials, every character, and '##' forms of the non-CJK ones (digits inside numbers)."""
     characters = sorted({c for text in texts for c in text if not c.isspace()})
-    tokens = SPECIAL + characters + ["##" + c for c in characters if c.isascii()]
+    tokens = RESERVED_TOKENS + characters + ["##" + c for c in characters if c.isascii()]
     return {token: index for index, token in enumerate(tokens)}
 
 
@@ -68,8 +68,8 @@ def argument_parser(description, train_help):
 
 
 def parse_args(parser, scratch, pretrained, argv=None):
-    """Parsed flags; unset ones come from `pretrained` (SPEC's settings for a pretrained BERT on
-    the real data) when --config is given, else from `scratch` (the small bundled-data model)."""
+    """Parsed flags; unset ones come from `pretrained` (the source posts' settings for a
+    pretrained BERT on the real data) when --config is given, else from `scratch` (the small bundled-data model)."""
     args = parser.parse_args(argv)
     if bool(args.config) != bool(args.vocab):
         parser.error("--config and --vocab go together (a pretrained model and its vocabulary)")

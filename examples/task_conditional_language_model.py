@@ -1,4 +1,7 @@
-"""Class-conditioned text generation with Conditional LayerNorm (SPEC C2, demo 1).
+"""Class-conditioned text generation with Conditional LayerNorm.
+
+Source: the post "基于Conditional Layer Normalization的条件文本生成"
+(https://kexue.fm/archives/7124), its first demo.
 
 A causal LM whose every LayerNorm is conditioned on a label embedding (`layer_norm_cond`)
 learns short reviews of two sentiments (bundled generated data, or --train/--valid files with
@@ -29,7 +32,7 @@ from bert4keras_ext.models import build_transformer_model  # noqa: E402
 SMALL_MODEL = {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
                "intermediate_size": 256, "hidden_dropout_prob": 0.0,
                "attention_probs_dropout_prob": 0.0}
-LABEL_EMBEDDING_SIZE = 128  # SPEC C2: a 128-d class embedding is the condition
+LABEL_EMBEDDING_SIZE = 128  # As in the source post: a 128-d class embedding is the condition
 
 
 def build(config, checkpoint=None, labels=2):
@@ -121,7 +124,7 @@ def main():
                         help="generated reviews")
     parser.add_argument("--valid-size", type=task_common.positive_int, default=200,
                         help="generated reviews")
-    # SPEC C2 demo 1: BERT-base, maxlen 128, batch 32, 20 epochs, Adam 1e-5.
+    # The source post's demo: BERT-base, maxlen 128, batch 32, 20 epochs, Adam 1e-5.
     args = task_common.parse_args(parser, scratch={"epochs": 4, "batch_size": 32, "lr": 2e-3},
                                   pretrained={"epochs": 20, "batch_size": 32, "lr": 1e-5})
     if args.train:

@@ -1,4 +1,6 @@
-"""Math word problems (ape210k) by UNILM seq2seq: question in, equation out (SPEC C10).
+"""Math word problems (ape210k) by UNILM seq2seq: question in, equation out.
+
+Source: the post "BERT可以上几年级了？Seq2Seq“硬刚”小学数学应用题" (https://kexue.fm/archives/7809).
 
 With no data arguments it trains a small model from scratch on bundled generated problems
 (examples/datasets/math_word_problems.py, same format as ape210k); with --train/--valid it
@@ -96,7 +98,7 @@ def train_and_evaluate(train, valid, epochs, batch_size, lr, beam=1, output=None
     optimizer; evaluation decodes on one device.
     """
     tokenizer = task_common.make_tokenizer(vocab, (q + e for q, e, _ in train + valid))
-    # SPEC C10 caps input+output at 192 tokens and decoding at 64; shorter data needs less.
+    # The source post caps input+output at 192 tokens and decoding at 64; shorter data needs less.
     question_maxlen = min(128, max(len(tokenizer.encode(q)[0]) for q, _, _ in train + valid))
     equation_maxlen = min(64, max(len(tokenizer.encode(e)[0]) - 1 for _, e, _ in train))
     maxlen = question_maxlen + equation_maxlen
@@ -125,7 +127,7 @@ def main():
                         help="of the generated problems ('en' suits English vocabularies)")
     parser.add_argument("--beam", type=task_common.positive_int, default=1)
     parser.add_argument("--output", default="best_model.weights.h5")
-    # SPEC C10: BERT-base on ape210k, Adam 2e-5, batch 32, about 25 epochs.
+    # The source post: BERT-base on ape210k, Adam 2e-5, batch 32, about 25 epochs.
     args = task_common.parse_args(parser, scratch={"epochs": 6, "batch_size": 64, "lr": 1e-3},
                                   pretrained={"epochs": 25, "batch_size": 32, "lr": 2e-5})
     if args.valid and not args.train:

@@ -1,4 +1,6 @@
-"""Reading comprehension by UNILM seq2seq over several passages (SPEC C9).
+"""Reading comprehension by UNILM seq2seq over several passages.
+
+Source: the post "万能的seq2seq：基于seq2seq的阅读理解问答" (https://kexue.fm/archives/7115).
 
 A sample is `[CLS] passage [SEP] question [SEP] answer [SEP]` (answer segment 1), one passage
 drawn at random per question per epoch; an answer absent from the passage becomes empty, which
@@ -36,7 +38,8 @@ SMALL_MODEL = {"hidden_size": 128, "num_hidden_layers": 3, "num_attention_heads"
 
 
 class Lengths:
-    """Token budgets of passage, question and answer; SPEC C9 uses 256 / 64 / 32 on real data."""
+    """Token budgets of passage, question and answer; the source post uses 256 / 64 / 32 on
+    real data."""
 
     def __init__(self, passage=64, question=24, answer=16):
         self.passage, self.question, self.answer = passage, question, answer
@@ -74,7 +77,7 @@ class Batches(SeededBatches):
 
 
 class MultiPassageReader(AutoRegressiveDecoder):
-    """Beam search over one question's passages, merged per step (SPEC C9)."""
+    """Beam search over one question's passages, merged per step (as the source post does)."""
 
     def __init__(self, model, tokenizer, lengths, extractive=True):
         sep = tokenizer.token_to_id("[SEP]")
@@ -180,7 +183,7 @@ def main():
                         help="generated questions")
     parser.add_argument("--valid-size", type=task_common.positive_int, default=100,
                         help="generated questions")
-    # SPEC C9: BERT-base, Adam 1e-5, batch 32, 8 epochs.
+    # The source post: BERT-base, Adam 1e-5, batch 32, 8 epochs.
     args = task_common.parse_args(parser, scratch={"epochs": 6, "batch_size": 32, "lr": 1e-3},
                                   pretrained={"epochs": 8, "batch_size": 32, "lr": 1e-5})
     load = rc.load_webqa if args.format == "webqa" else rc.load_sogouqa

@@ -1,6 +1,6 @@
 """Raw text -> TFRecord shards for pretraining, and the tf.data pipeline that reads them back.
 
-Three modes (SPEC C11 (b)):
+Three modes (as bert4keras's `pretraining/data_utils.py`):
 - `roberta`: masked LM with whole-word masking. 15% of the words are chosen; each token of a
   chosen word becomes [MASK] (80%), stays (10%) or becomes a random token (10%). Stored as
   `token_ids` (the original tokens) and `mask_ids` (replacement id + 1; 0 = not masked).

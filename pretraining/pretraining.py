@@ -1,4 +1,7 @@
-"""Pretrains a BERT (masked LM), GPT (causal LM) or UNILM model on TFRecord shards (SPEC C11).
+"""Pretrains a BERT (masked LM), GPT (causal LM) or UNILM model on TFRecord shards.
+
+Source: bert4keras's pretraining scripts (https://github.com/bojone/bert4keras, `pretraining/`)
+and the post https://kexue.fm/archives/7055 on pretraining BERT with tf.keras on TPU.
 
 One script for one device, several GPUs, several machines and TPU: a custom `strategy.run`
 training loop (Keras 3.15's multi-worker `fit` is broken), the optimizer built inside the

@@ -254,7 +254,8 @@ class MultiHeadAttention(keras.layers.Layer):
         `qw` is [batch, q_len, heads, key_size], `kw` / `vw` [batch, k_len, heads, size],
         `visible` a boolean of rank 4 or None, `relative` NEZHA's relative vectors
         [batch|1, q_len, k_len, key_size] or None and `bias` a float added to the scaled
-        logits, [batch|1, heads|1, q_len, k_len] or None (T5's relative position bias). Returns the heads concatenated,
+        logits, [batch|1, heads|1, q_len, k_len] or None (T5's relative position bias).
+        Returns the heads concatenated,
         [batch, q_len, heads * head_size], and the probabilities (None unless computed
         explicitly).
         """

@@ -1,4 +1,8 @@
-"""AdaFactor with sublinear memory (SPEC C3)."""
+"""AdaFactor with sublinear memory.
+
+Source: "Adafactor: Adaptive Learning Rates with Sublinear Memory Cost" (Shazeer and Stern, 2018,
+https://arxiv.org/abs/1804.04235) and the post "AdaFactor优化器浅析（附开源实现）"
+(https://kexue.fm/archives/7302)."""
 import keras
 from keras import ops
 

@@ -1,7 +1,8 @@
 """The update pipeline every optimizer of this package runs, and that `extend_with_*` adds.
 
 Under `tf.distribute` only `update_step` sees gradients that are already all-reduced, so all
-logic lives there or in code it calls (KERAS3_NOTES.md). One update step is:
+logic lives there or in code it calls (Keras 3.15's `apply_gradients` runs under
+the replica context, `update_step` under the cross-replica one). One update step is:
 
 1. a gradient that is not finite is counted in `nonfinite_gradients` and nothing of that step
    is written for that variable (reported by `callbacks.NonFiniteGradientCheck`); under

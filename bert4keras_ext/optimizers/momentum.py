@@ -1,4 +1,6 @@
-"""SGD with momentum and Adam with gradient accumulation hidden in the momentum (SPEC C5).
+"""SGD with momentum and Adam with gradient accumulation hidden in the momentum.
+
+Source: the post "隐藏在动量中的梯度累积：少更新几步，效果反而更好？" (https://kexue.fm/archives/8634).
 
 With `grad_accum_steps=k` no buffer is kept: the momentum is decayed only on the first
 micro-step of each k-cycle and otherwise accumulates `(1 - beta) / k * g`, so at the end of the
@@ -12,7 +14,7 @@ from bert4keras_ext.optimizers.extensible import Extensible, check_grad_accum_st
 
 
 class _MomentumAccumulation(Extensible, keras.optimizers.Optimizer):
-    """What SGDM and Adam share: `grad_accum_steps` and the chi factors of SPEC C5."""
+    """What SGDM and Adam share: `grad_accum_steps` and the chi factors of the source post."""
 
     def __init__(self, learning_rate, grad_accum_steps=1, **kwargs):
         check_grad_accum_steps(grad_accum_steps)
@@ -89,8 +91,8 @@ class SGDM(_MomentumAccumulation):
 class Adam(_MomentumAccumulation):
     """Adam with accumulation in the moments; epsilon outside the root, `sqrt(v_hat) + eps`.
 
-    The second moment accumulates the mean of squared gradients over a cycle (SPEC C5's
-    approximation of the square of the mean). Bias correction counts real updates.
+    The second moment accumulates the mean of squared gradients over a cycle (the source
+    post's approximation of the square of the mean). Bias correction counts real updates.
 
     Example:
     ```python

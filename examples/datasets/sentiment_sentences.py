@@ -1,6 +1,7 @@
 """Short Chinese product reviews with a sentiment label (0 negative, 1 positive), generated.
 
-Stands in for the sentiment corpus of SPEC C2's conditional generation demo; each item is
+Stands in for the sentiment corpus of the Conditional LayerNorm post's generation demo
+(https://kexue.fm/archives/7124); each item is
 `(text, label)`. The lexicons let the example measure whether generated text follows the
 requested class.
 """
