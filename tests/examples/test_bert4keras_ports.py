@@ -4,6 +4,7 @@ Sizes are the scripts' own flags, small enough for CI."""
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,25 @@ def test_ape210k_port_learns_and_writes_equations(tmp_path):
     equations = re.findall(r"e\.g\. .* -> (.*)", stdout)
     assert len(equations) == 2 and equations[-1].strip()
     assert (tmp_path / "best.weights.h5").exists()
+
+
+def test_autotitle_port_learns_and_writes_titles(tmp_path):
+    """UNILM title generation over THUCNews-style files (title on the first line), here the
+    bundled reviews titled by their label; from random weights the loss falls
+    (8.27 -> 3.96 with seed 0) and titles are decoded."""
+    lines = zipfile.ZipFile(PORTS.parent / "datasets" / "bert4keras_sentiment" / "sentiment.zip"
+                            ).read("sentiment/sentiment.train.data").decode("utf-8").splitlines()
+    (tmp_path / "news").mkdir()
+    for index, line in enumerate(lines[:192]):
+        review, label = line.rsplit("\t", 1)
+        title = "positive" if label == "1" else "negative"
+        (tmp_path / "news" / f"{index:04d}.txt").write_text(f"{title}\n{review}", encoding="utf-8")
+    losses, stdout = run("task_seq2seq_autotitle.py", tmp_path, "--data",
+                         str(tmp_path / "news" / "*.txt"), "--epochs", "2", "--steps-per-epoch",
+                         "12", "--hidden", "64", "--maxlen", "48", "--lr", "3e-3")
+    assert losses[-1] < 0.6 * losses[0], losses
+    titles = re.findall(r"generated title: (.*)", stdout)
+    assert len(titles) == 4 and titles[-1].strip() in ("positive", "negative")
 
 
 def test_masked_language_model_port_fills_the_masks(tmp_path):
