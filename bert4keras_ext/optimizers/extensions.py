@@ -4,14 +4,19 @@
         extend_with_gradient_accumulation(keras.optimizers.Lamb))
     optimizer = Optimizer(learning_rate=1e-3, grad_accum_steps=4, ema_momentum=0.999)
 
-Each `extend_with_*` returns a subclass with one feature mixed in front of the given class
-(the same class for the same arguments, registered for `.keras` loading). The features only
-fill hooks of the shared `Extensible` pipeline, which gates all of them on real updates, so any
-combination in any order behaves alike: weight decay, then layer adaptation, then the EMA,
-once per real update.
+The features only fill hooks of the shared `Extensible` pipeline, which gates all of them on
+real updates, so any combination in any order behaves alike: weight decay, then layer
+adaptation, then the EMA, once per real update. `extend_with_*` therefore returns one
+class per (base optimizer, set of features), whatever the order of the calls, named e.g.
+`AdamWithWeightDecayAndExponentialMovingAverage` (`KerasAdamWith...` for Keras's Adam). Those
+classes are registered when `bert4keras_ext.optimizers` is imported, for this package's
+optimizers and Keras's, so a `.keras` file saved with any of them loads in a new process
+without repeating the `extend_with_*` calls. A class given its own `name=` (bert4keras's
+argument) is a subclass of that name: loading it needs the same call first.
 """
 import contextlib
 import functools
+import itertools
 
 import keras
 import numpy as np
@@ -257,15 +262,48 @@ class PiecewiseLinearLearningRate:
         return config
 
 
-@functools.cache
+FEATURES = (GradientAccumulation, WeightDecay, LayerAdaptation, ExponentialMovingAverage,
+            PiecewiseLinearLearningRate)
+
+
 def _extend(feature, base, name=None):
     if not (isinstance(base, type) and issubclass(base, keras.optimizers.Optimizer)):
         raise TypeError(f"Expected a Keras optimizer class; received {base!r}.")
     if issubclass(base, feature):
         raise ValueError(f"{base.__name__} already has {feature.__name__}.")
-    name = name or f"{base.__name__}With{feature.__name__}"
-    extended = type(name, (feature, base), {"__module__": __name__})
-    return keras.saving.register_keras_serializable(package="bert4keras_ext")(extended)
+    # A class made here is rebuilt from its root and features; any other class (the user's
+    # own subclass included) is the root.
+    root = base.__dict__.get("_extension_root", base)
+    features = frozenset(base.__dict__.get("_extensions", ())) | {feature}
+    composed = _composed(root, features)
+    return composed if name is None else _named(composed, name)
+
+
+@functools.cache
+def _composed(root, features):
+    ordered = tuple(f for f in FEATURES if f in features)
+    # Keras's Adam and ours share a class name: the registered names must differ.
+    prefix = "Keras" if root.__module__.split(".")[0] == "keras" else ""
+    name = f"{prefix}{root.__name__}With" + "And".join(f.__name__ for f in ordered)
+    composed = type(name, (*ordered, root), {"__module__": __name__, "_extension_root": root,
+                                             "_extensions": ordered})
+    return keras.saving.register_keras_serializable(package="bert4keras_ext")(composed)
+
+
+@functools.cache
+def _named(composed, name):
+    named = type(name, (composed,), {"__module__": __name__,
+                                     "_extension_root": composed._extension_root,
+                                     "_extensions": composed._extensions})
+    return keras.saving.register_keras_serializable(package="bert4keras_ext")(named)
+
+
+def _register_compositions(roots):
+    """Every feature set on every root, so that saved files find their class."""
+    for root in roots:
+        for count in range(1, len(FEATURES) + 1):
+            for features in itertools.combinations(FEATURES, count):
+                _composed(root, frozenset(features))
 
 
 # `name` names the new class, as bert4keras's `extend_with_*(base, name=...)` do.

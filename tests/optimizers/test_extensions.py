@@ -349,3 +349,46 @@ def test_hyper_parameters_that_silently_break_training_are_refused(case, make, m
     """Reliability probe O01, O02, O13, O23 (Keras's own optimizers accept the first two)."""
     with pytest.raises(ValueError, match=message):
         make()
+
+
+RELOAD_AND_STEP = """
+import sys
+import keras, numpy as np
+import bert4keras_ext.optimizers  # registers the composed optimizer classes
+model = keras.saving.load_model(sys.argv[1])
+rng = np.random.default_rng(1)
+model.train_on_batch(rng.normal(size=(8, 3)).astype("float32"), rng.normal(size=(8, 1)))
+np.save(sys.argv[2], np.concatenate([np.ravel(w) for w in model.get_weights()]))
+print(type(model.optimizer).__name__)
+"""
+
+
+@pytest.mark.tensorflow_only
+def test_extended_optimizer_reloads_from_keras_file_in_a_new_process(tmp_path):
+    """The .keras file names the composed class; a new process that imports the package loads
+    it without repeating the extend_with_* calls, and training continues identically
+    (in-momentum accumulation mid-cycle, EMA and decay state included)."""
+    import subprocess
+    import sys
+
+    optimizer_class = extend_with_exponential_moving_average(extend_with_weight_decay(Adam))
+    assert optimizer_class is extend_with_weight_decay(extend_with_exponential_moving_average(
+        Adam))  # one class per feature set, whatever the order
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=optimizer_class(learning_rate=0.01, grad_accum_steps=2,
+                                            weight_decay_rate=0.1, ema_momentum=0.9),
+                  loss="mse")
+    rng = np.random.default_rng(0)
+    for _ in range(3):  # ends mid-cycle
+        model.train_on_batch(rng.normal(size=(8, 3)).astype("float32"), rng.normal(size=(8, 1)))
+    model.save(tmp_path / "model.keras")
+    result = subprocess.run([sys.executable, "-c", RELOAD_AND_STEP, str(tmp_path / "model.keras"),
+                             str(tmp_path / "reloaded.npy")], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-1] == "AdamWithWeightDecayAndExponentialMovingAverage"
+    rng = np.random.default_rng(1)
+    model.train_on_batch(rng.normal(size=(8, 3)).astype("float32"), rng.normal(size=(8, 1)))
+    expected = np.concatenate([np.ravel(w) for w in model.get_weights()])
+    np.testing.assert_array_equal(np.load(tmp_path / "reloaded.npy"), expected)
