@@ -24,7 +24,7 @@ def problems(count, seed):
 def test_a_tiny_model_memorizes_a_handful_of_problems():
     handful = problems(6, 5)
     _, evaluator = train_and_evaluate(
-        handful * 64, handful, epochs=8, batch_size=16, lr=2e-3,
+        handful * 32, handful, epochs=8, batch_size=16, lr=2e-3,
         strategy=tf.distribute.get_strategy(), verbose=0,
     )
     assert evaluator.best == 1.0
@@ -38,7 +38,7 @@ def test_fine_tunes_a_pretrained_checkpoint_on_english_problems(minilm_one_layer
         config=minilm_one_layer.config, checkpoint=minilm_one_layer.checkpoint,
         vocab=minilm_one_layer.vocab, verbose=0,
     )
-    assert 0.0 <= evaluator.best <= 1.0
+    assert evaluator.best in {hits / len(english[32:]) for hits in range(len(english) - 31)}
     # Two Adam steps of 1e-4 move no weight far from the checkpoint it was loaded from.
     embeddings = model.get_layer("Embedding-Token").embeddings.numpy()
     assert np.abs(embeddings - minilm_one_layer.word_embeddings()).max() < 1e-3

@@ -101,7 +101,7 @@ def test_config_from_json_and_overrides(tiny_config, tmp_path):
     path = tmp_path / "bert_config.json"
     path.write_text(json.dumps({**tiny_config, "architectures": ["BertModel"]}))
     model = build_transformer_model(str(path), num_hidden_layers=1)
-    assert model.get_layer("Transformer-0-FeedForward") is not None
+    assert model.get_layer("Transformer-0-FeedForward").units == tiny_config["intermediate_size"]
     with pytest.raises(ValueError):
         model.get_layer("Transformer-1-FeedForward")
 
