@@ -41,7 +41,6 @@ def sequence_padding(inputs, length=None, value=0, seq_dims=1, mode="post"):
             isinstance(n, (int, np.integer)) and n >= 0 for n in lengths)):
         raise ValueError(f"`length` must be None, a non-negative int or {seq_dims} of them; "
                          f"received {length!r}.")
-    length = lengths
     # The innermost padded sequences, each as one array of its elements.
     rows = [_as_array(row, seq_dims) for row in _elements(inputs, seq_dims - 1) if len(row)]
     shapes = {row.shape[1:] for row in rows}
@@ -50,9 +49,9 @@ def sequence_padding(inputs, length=None, value=0, seq_dims=1, mode="post"):
                          f"all have one shape; received shapes {sorted(shapes)}.")
     shape = shapes.pop() if shapes else ()
     dtype = np.result_type(*rows) if rows else np.asarray(value).dtype
-    output = np.full((len(inputs), *length, *shape), value, dtype=dtype)
+    output = np.full((len(inputs), *lengths, *shape), value, dtype=dtype)
     for row, item in enumerate(inputs):
-        _place(output[row], item, length, mode)
+        _place(output[row], item, lengths, mode)
     return output
 
 
@@ -166,8 +165,8 @@ class DataGenerator:
         Two Keras 3 traps are absorbed: lists in a batch become tuples (Keras reads a list as
         a tensor to stack; a `None` target is dropped), and on TensorFlow the result is a
         `tf.data.Dataset` whose spec leaves every axis open but those of size 1 in the first
-        batch, such as a label axis (Keras would fix each axis that has the same size in its first two batches, so a
-        later batch padded to another length would fail).
+        batch, such as a label axis (Keras would fix each axis that has the same size in its
+        first two batches, so a later batch padded to another length would fail).
         """
         batches = self._batches_forever(random)
         if keras.backend.backend() != "tensorflow":

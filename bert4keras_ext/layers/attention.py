@@ -329,7 +329,7 @@ class MultiHeadAttention(keras.layers.Layer):
                 )
             visible = ops.cast(attention_mask, "bool")
             shape = tuple(ops.shape(visible))
-            for axis, length, name in ((-2, q_len, "q_len"), (-1, k_len, "k_len")):
+            for axis, length in ((-2, q_len), (-1, k_len)):
                 if (len(shape) >= 2 and isinstance(shape[axis], int)
                         and isinstance(length, int) and shape[axis] not in (1, length)):
                     raise ValueError(

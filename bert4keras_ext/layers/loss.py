@@ -58,8 +58,7 @@ class Loss(keras.layers.Layer):
         """bert4keras's masks for `inputs` (see the class docstring); None without token ids."""
         if not isinstance(inputs, (list, tuple)):
             return None
-        token_ids = next((x for x in inputs if len(x.shape) == 2
-                          and "int" in str(keras.backend.standardize_dtype(x.dtype))), None)
+        token_ids = next((x for x in inputs if len(x.shape) == 2 and _is_integer(x)), None)
         if token_ids is None:
             return [None] * len(inputs)
         valid = ops.not_equal(token_ids, 0)
@@ -85,10 +84,13 @@ class Loss(keras.layers.Layer):
         return config
 
 
+def _is_integer(x):
+    return "int" in keras.backend.standardize_dtype(x.dtype)
+
+
 def _integers_as_floats(inputs):
     def as_float(x):
-        dtype = keras.backend.standardize_dtype(x.dtype)
-        return ops.cast(x, keras.config.floatx()) if "int" in dtype else x
+        return ops.cast(x, keras.config.floatx()) if _is_integer(x) else x
 
     if isinstance(inputs, (list, tuple)):
         return [as_float(x) for x in inputs]

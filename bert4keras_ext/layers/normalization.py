@@ -1,7 +1,8 @@
 """Layer normalization, optionally conditioned on a vector (Conditional LayerNorm).
 
 Source: the post "基于Conditional Layer Normalization的条件文本生成"
-(https://kexue.fm/archives/7124): gamma and beta are offset by Dense projections (zero-initialized) of a condition vector."""
+(https://kexue.fm/archives/7124): gamma and beta are offset by Dense projections
+(zero-initialized) of a condition vector."""
 import keras
 from keras import ops
 
