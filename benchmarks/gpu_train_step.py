@@ -7,7 +7,12 @@ Model: 12 layers, hidden 768, 12 heads, intermediate 3072, vocab 21128; batch 32
 - bert4keras_ext UNILM with the MLM head, attention dropout 0.1 (attention probabilities are
   materialized, so it runs the explicit attention path);
 - the same with attention dropout 0, which runs `keras.ops.dot_product_attention` (cuDNN's
-  fused attention on JAX GPUs) with the UNILM mask.
+  fused attention on JAX GPUs) with the UNILM mask;
+- both again with the MLM head applied only to the 128 scored (target) positions
+  (`mlm_head_logits`), which skips the vocabulary projection and its softmax on the source.
+`--threefry-partitionable false` sets JAX's `jax_threefry_partitionable` for the whole run:
+the partitionable generator (JAX's default) runs one threefry block per random element, the
+other one per two, and the dropout masks' random bits are a large part of the step.
 Each figure is the median over rounds of `fit` wall time / steps, after a warm-up round that
 compiles. MFU counts the step's matmul FLOPs (3x forward, attention included) against a chain
 of bf16 matmuls of the step's own shapes timed in the same run.
@@ -30,6 +35,7 @@ from keras import ops  # noqa: E402
 
 from bert4keras_ext.losses import Seq2SeqCrossEntropy, seq2seq_targets  # noqa: E402
 from bert4keras_ext.models import build_transformer_model  # noqa: E402
+from bert4keras_ext.models.bert import mlm_head_logits  # noqa: E402
 
 SIZES = {
     "base": dict(layers=12, hidden=768, heads=12, intermediate=3072, vocab=21128, batch=32,
@@ -39,13 +45,14 @@ SIZES = {
 }
 
 
-def forward_flops(size, mlm_transform):
-    """Matmul FLOPs of one batch's forward pass (attention scores and weighted sums included)."""
+def forward_flops(size, mlm_transform, head_positions=None):
+    """Matmul FLOPs of one batch's forward pass (attention scores and weighted sums included),
+    the output head on `head_positions` positions per row (default: all)."""
     h, length = size["hidden"], size["length"]
     per_token = size["layers"] * (2 * 4 * h * h + 2 * 2 * length * h
                                   + 2 * 2 * h * size["intermediate"])
-    per_token += 2 * h * size["vocab"] + (2 * h * h if mlm_transform else 0)
-    return per_token * size["batch"] * length
+    head = 2 * h * size["vocab"] + (2 * h * h if mlm_transform else 0)
+    return (per_token * length + head * (head_positions or length)) * size["batch"]
 
 
 def make_batches(size, steps):
@@ -68,6 +75,17 @@ def ours(size, steps, attention_dropout, steps_per_execution):
     model.compile(optimizer=keras.optimizers.Adam(1e-4), steps_per_execution=steps_per_execution,
                   loss=Seq2SeqCrossEntropy(from_logits=True))
     return model, [tokens, segments], np.asarray(seq2seq_targets(tokens, segments)), None
+
+
+def ours_scored_head(size, steps, attention_dropout, steps_per_execution):
+    """Ours with the MLM head only on the positions the loss scores (the fixed target here)."""
+    full, x, _, _ = ours(size, steps, attention_dropout, steps_per_execution)
+    source = size["length"] - size["target"]
+    hidden = full.get_layer("MLM-Dense").input
+    model = keras.Model(full.inputs, mlm_head_logits(full, hidden[:, source - 1:-1]))
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), steps_per_execution=steps_per_execution,
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model, x, x[0][:, source:], None
 
 
 def keras_hub_baseline(size, steps, steps_per_execution):
@@ -142,7 +160,13 @@ def main():
     parser.add_argument("--steps-per-execution", type=int, default=10)
     parser.add_argument("--dtype-policy", default=None,
                         help="default: mixed_bfloat16 on an accelerator, float32 on a CPU")
+    parser.add_argument("--threefry-partitionable", choices=["true", "false"], default=None,
+                        help="set jax_threefry_partitionable for the run (JAX; default: JAX's)")
     args = parser.parse_args()
+    if args.threefry_partitionable is not None:
+        import jax
+
+        jax.config.update("jax_threefry_partitionable", args.threefry_partitionable == "true")
     size = SIZES["small" if args.small else "base"]
     on_cpu = all(d.startswith("cpu") for d in keras.distribution.list_devices())
     policy = args.dtype_policy or ("float32" if on_cpu else "mixed_bfloat16")
@@ -158,6 +182,10 @@ def main():
                                                   forward_flops(size, True)),
         "bert4keras_ext, attention dropout 0": (ours(size, args.steps, 0.0, spe),
                                                 forward_flops(size, True)),
+        "same, dropout 0.1, head on targets": (ours_scored_head(size, args.steps, 0.1, spe),
+                                               forward_flops(size, True, size["target"])),
+        "same, dropout 0, head on targets": (ours_scored_head(size, args.steps, 0.0, spe),
+                                             forward_flops(size, True, size["target"])),
     }
     times = {name: [] for name in candidates}
     for round_index in range(args.rounds + 1):  # round 0 compiles
@@ -170,7 +198,7 @@ def main():
 
     tokens = size["batch"] * size["length"]
     print(f"backend {keras.backend.backend()}, devices {keras.distribution.list_devices()}, "
-          f"policy {policy}")
+          f"policy {policy}, threefry_partitionable {args.threefry_partitionable or 'default'}")
     print(f"UNILM step: {size['layers']} layers, hidden {size['hidden']}, vocab {size['vocab']}, "
           f"batch {size['batch']} x {size['length']}; steps_per_execution {spe}; median of "
           f"{args.rounds} rounds x {args.steps} steps")
