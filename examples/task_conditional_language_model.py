@@ -13,21 +13,16 @@ requested sentiment.
     python examples/task_conditional_language_model.py --train reviews.tsv --valid dev.tsv \\
         --config bert/bert_config.json --checkpoint bert/bert_model.ckpt --vocab bert/vocab.txt
 """
-import os
-import sys
 
 import keras
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import task_common  # noqa: E402
-from datasets.sentiment_sentences import follows_label, generate  # noqa: E402
-
-from bert4keras_ext.data import sequence_padding  # noqa: E402
-from bert4keras_ext.decoding import AutoRegressiveDecoder  # noqa: E402
-from bert4keras_ext.losses import Seq2SeqCrossEntropy  # noqa: E402
-from bert4keras_ext.models import build_transformer_model  # noqa: E402
+from bert4keras_ext.data import sequence_padding
+from bert4keras_ext.decoding import AutoRegressiveDecoder
+from bert4keras_ext.losses import Seq2SeqCrossEntropy
+from bert4keras_ext.models import build_transformer_model
+from bert4keras_ext.tasks import common as task_common
+from bert4keras_ext.tasks.synthetic.sentiment_sentences import follows_label, generate
 
 SMALL_MODEL = {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
                "intermediate_size": 256, "hidden_dropout_prob": 0.0,

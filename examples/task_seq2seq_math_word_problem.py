@@ -2,8 +2,8 @@
 
 Source: the post "BERT可以上几年级了？Seq2Seq“硬刚”小学数学应用题" (https://kexue.fm/archives/7809).
 
-With no data arguments it trains a small model from scratch on bundled generated problems
-(examples/datasets/math_word_problems.py, same format as ape210k); with --train/--valid it
+With no data arguments it trains a small model from scratch on seeded generated problems
+(`bert4keras_ext.tasks.synthetic.math_word_problems`, ape210k's format); with --train/--valid it
 reads ape210k JSON lines, and with --config/--checkpoint/--vocab it fine-tunes a pretrained
 BERT. Each epoch it decodes the validation questions with beam search (with the EMA weights
 swapped in), prints the answer accuracy and keeps the best weights.
@@ -14,27 +14,22 @@ swapped in), prints the answer accuracy and keeps the best weights.
     python examples/task_seq2seq_math_word_problem.py --language en --config $M/config.json \
         --checkpoint $M/model.safetensors --vocab $M/vocab.txt --epochs 3 --lr 1e-4
 """
-import os
-import sys
 
 import keras
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import ape210k  # noqa: E402
-import task_common  # noqa: E402
-from datasets.math_word_problems import generate  # noqa: E402
-
-from bert4keras_ext.data import SeededBatches, sequence_padding  # noqa: E402
-from bert4keras_ext.decoding import CachedGenerator  # noqa: E402
-from bert4keras_ext.losses import Seq2SeqCrossEntropy, seq2seq_targets  # noqa: E402
-from bert4keras_ext.models import build_transformer_model  # noqa: E402
-from bert4keras_ext.optimizers import (  # noqa: E402
+from bert4keras_ext.data import SeededBatches, sequence_padding
+from bert4keras_ext.decoding import CachedGenerator
+from bert4keras_ext.losses import Seq2SeqCrossEntropy, seq2seq_targets
+from bert4keras_ext.models import build_transformer_model
+from bert4keras_ext.optimizers import (
     Adam,
     extend_with_exponential_moving_average,
 )
-from bert4keras_ext.saving import save_atomically  # noqa: E402
+from bert4keras_ext.saving import save_atomically
+from bert4keras_ext.tasks import ape210k
+from bert4keras_ext.tasks import common as task_common
+from bert4keras_ext.tasks.synthetic.math_word_problems import generate
 
 SMALL_MODEL = {"hidden_size": 128, "num_hidden_layers": 3, "num_attention_heads": 4,
                "intermediate_size": 512, "hidden_dropout_prob": 0.0,

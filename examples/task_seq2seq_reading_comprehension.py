@@ -15,22 +15,18 @@ likely first token is [SEP] are dropped, the others' next-token distributions ar
 """
 import json
 import os
-import sys
 import tempfile
 
 import keras
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import reading_comprehension as rc  # noqa: E402
-import task_common  # noqa: E402
-from datasets.reading_comprehension import generate  # noqa: E402
-
-from bert4keras_ext.data import SeededBatches, sequence_padding  # noqa: E402
-from bert4keras_ext.decoding import AutoRegressiveDecoder, softmax  # noqa: E402
-from bert4keras_ext.losses import Seq2SeqCrossEntropy, seq2seq_targets  # noqa: E402
-from bert4keras_ext.models import build_transformer_model  # noqa: E402
+from bert4keras_ext.data import SeededBatches, sequence_padding
+from bert4keras_ext.decoding import AutoRegressiveDecoder, softmax
+from bert4keras_ext.losses import Seq2SeqCrossEntropy, seq2seq_targets
+from bert4keras_ext.models import build_transformer_model
+from bert4keras_ext.tasks import common as task_common
+from bert4keras_ext.tasks import reading_comprehension as rc
+from bert4keras_ext.tasks.synthetic.reading_comprehension import generate
 
 SMALL_MODEL = {"hidden_size": 128, "num_hidden_layers": 3, "num_attention_heads": 4,
                "intermediate_size": 512, "hidden_dropout_prob": 0.0,

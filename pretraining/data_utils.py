@@ -235,20 +235,24 @@ def build_records(documents, builder, output_prefix, repeats=1, seed=0, shards=1
             writer.close()
         if bar is not None:
             bar.close()
-    manifest = {"mode": builder.mode, "seq_len": builder.seq_len,
-                "shards": {os.path.basename(path): {"records": count,
-                                                    "bytes": tf.io.gfile.stat(path).length}
-                           for path, count in zip(paths, per_shard)}}
-    with tf.io.gfile.GFile(f"{output_prefix}.manifest.json", "w") as file:
-        json.dump(manifest, file, indent=1)
+    write_manifest(output_prefix, builder.mode, builder.seq_len, paths, per_shard)
     return paths, counts["sequences"]
 
 
-def check_shards(paths, mode, seq_len):
-    """Refuses shards that cannot give what training expects, naming the file: a size other
-    than its manifest's (truncated or changed after writing), another mode or sequence
-    length, or no records at all. Shards without a manifest are checked by their first
-    record."""
+def write_manifest(output_prefix, mode, seq_len, paths, records):
+    """`{output_prefix}.manifest.json`: mode, sequence length and each shard's record count
+    and size, which `check_shards` verifies and `load_dataset` uses to find positions."""
+    manifest = {"mode": mode, "seq_len": seq_len,
+                "shards": {os.path.basename(path): {"records": count,
+                                                    "bytes": tf.io.gfile.stat(path).length}
+                           for path, count in zip(paths, records)}}
+    with tf.io.gfile.GFile(f"{output_prefix}.manifest.json", "w") as file:
+        json.dump(manifest, file, indent=1)
+
+
+def _manifest_entries(paths):
+    """{shard path: its manifest entry with the manifest's mode and seq_len} for the shards of
+    `paths` that a manifest in their folder describes."""
     entries = {}
     for folder in {os.path.dirname(path) for path in paths}:
         for manifest_path in tf.io.gfile.glob(os.path.join(folder or ".", "*.manifest.json")):
@@ -257,6 +261,22 @@ def check_shards(paths, mode, seq_len):
             for name, entry in manifest["shards"].items():
                 entries[os.path.join(folder, name)] = dict(entry, mode=manifest["mode"],
                                                            seq_len=manifest["seq_len"])
+    return entries
+
+
+def shard_record_counts(paths):
+    """Records per shard: from the manifest, or counted by reading a shard that has none."""
+    entries = _manifest_entries(paths)
+    return [entries[path]["records"] if path in entries
+            else sum(1 for _ in tf.data.TFRecordDataset(path)) for path in paths]
+
+
+def check_shards(paths, mode, seq_len):
+    """Refuses shards that cannot give what training expects, naming the file: a size other
+    than its manifest's (truncated or changed after writing), another mode or sequence
+    length, or no records at all. Shards without a manifest are checked by their first
+    record."""
+    entries = _manifest_entries(paths)
     records = 0
     for path in paths:
         entry = entries.get(path)
@@ -339,22 +359,56 @@ def training_example(features, mode):
     return (token_ids, segment_ids), next_ids, weights
 
 
-def load_dataset(pattern, mode, seq_len, batch_size, seed=0, shuffle_buffer=10000, skip=0):
+def load_dataset(pattern, mode, seq_len, batch_size, seed=0, shuffle_block=10000, skip=0):
     """Repeated, shuffled batches of `training_example`s from the files matching `pattern`.
 
-    Batches have a fixed size (the remainder is dropped) for static shapes. The order is fixed
-    by `seed`; `skip` drops that many sequences first (resuming a run). Raises if no file
-    matches."""
+    Batches have a fixed size (the remainder is dropped) for static shapes. The order is a
+    function of `seed` alone (`training_order`), so `skip` (sequences already trained on,
+    when a run resumes) is reached by arithmetic on the shards' record counts: resuming reads
+    at most one shard's records up to the position, however far the run had got. Raises if
+    no file matches."""
     paths = sorted(tf.io.gfile.glob(pattern))
     if not paths:
         raise FileNotFoundError(f"No TFRecord files match `data` pattern {pattern!r}.")
-    dataset = tf.data.TFRecordDataset(paths).repeat()
-    if shuffle_buffer:
-        dataset = dataset.shuffle(shuffle_buffer, seed=seed)
-    dataset = _parsed(dataset.skip(skip), mode, seq_len)
+    records = training_order(paths, shard_record_counts(paths), seed, shuffle_block, skip)
+    dataset = _parsed(records, mode, seq_len)
     dataset = dataset.map(lambda features: training_example(features, mode),
                           num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def training_order(paths, counts, seed, block, start=0):
+    """Raw records, endlessly, from sequence `start` of this order: epoch `e` reads the shards
+    in a permutation drawn from `(seed, e)` and shuffles each run of `block` consecutive
+    records with a permutation drawn from `(seed, e, block index)`. A shuffle buffer would mix
+    about as widely, but its state depends on everything read before; here every position is
+    found from the record counts, without reading the records before it."""
+    total = sum(counts)
+    if not total:
+        raise ValueError(f"The {len(paths)} shard(s) hold no records.")
+    first_epoch, offset = divmod(start, total)
+    first_block, within = divmod(offset, block)
+    paths, counts = tf.constant(paths), tf.constant(counts, tf.int64)
+
+    def epoch_records(epoch, from_block):
+        key = tf.random.experimental.stateless_fold_in(tf.constant([seed, 0], tf.int64), epoch)
+        order = tf.argsort(tf.random.stateless_uniform([len(counts)], key))
+        ends = tf.cumsum(tf.gather(counts, order))
+        skipped = tf.cast(from_block * block, tf.int64)
+        # Whole shards before the first block are not opened; the rest of the way is read.
+        first_shard = tf.searchsorted(ends, [skipped], side="right")[0]
+        into_shard = skipped - tf.concat([[0], ends], axis=0)[first_shard]
+        files = tf.gather(paths, order[first_shard:])
+        blocks = tf.data.TFRecordDataset(files).skip(into_shard).batch(block)
+        return blocks.enumerate(from_block).map(
+            lambda index, records: tf.random.experimental.stateless_shuffle(
+                records, tf.random.experimental.stateless_fold_in(key, index))).unbatch()
+
+    first = epoch_records(tf.constant(first_epoch, tf.int64),
+                          tf.constant(first_block, tf.int64)).skip(within)
+    later = tf.data.Dataset.range(first_epoch + 1, 2**62).flat_map(
+        lambda epoch: epoch_records(epoch, tf.constant(0, tf.int64)))
+    return first.concatenate(later)
 
 
 def main(argv=None):

@@ -6,10 +6,13 @@ and the post https://kexue.fm/archives/7055 on pretraining BERT with tf.keras on
 One script for one device, several GPUs, several machines and TPU: a custom `strategy.run`
 training loop (Keras 3.15's multi-worker `fit` is broken), the optimizer built inside the
 strategy scope, fixed shapes, and gradient accumulation, weight decay, LAMB and EMA all inside
-the optimizer's `update_step` (where they hold under tf.distribute). Preemption-safe: every
+the optimizer's `update_step` (where they hold under tf.distribute). Each compiled call runs
+`--steps-per-call` micro-steps and the loss and accuracy are summed on the devices until the
+next log. Preemption-safe: every
 `--checkpoint-every` updates it saves model, optimizer (accumulators and EMA included), dropout
 seeds and the data position, and a rerun with the same `--model-dir` and flags resumes from the
-newest readable checkpoint (resume.py). A non-finite loss for `--nonfinite-patience` micro-steps
+newest readable checkpoint (resume.py); the data order is a function of the seed, so resuming
+finds its place from the shards' record counts instead of reading past what was trained on. A non-finite loss for `--nonfinite-patience` micro-steps
 in a row, or non-finite weights at a checkpoint, stops the run with an error before anything
 non-finite is saved. At the end it exports the weights (the EMA ones with `--ema`) as an
 original-format BERT checkpoint.
@@ -23,7 +26,6 @@ See pretraining/README.md for several machines and TPUs.
 """
 import argparse
 import contextlib
-import json
 import os
 import shutil
 import sys
@@ -89,7 +91,12 @@ def argument_parser():
     parser.add_argument("--model-dir", required=True,
                         help="checkpoints, TensorBoard logs and the export (shared by workers)")
     parser.add_argument("--checkpoint-every", type=int, default=1000, help="real updates")
-    parser.add_argument("--log-every", type=int, default=100, help="real updates")
+    parser.add_argument("--log-every", type=int, default=100,
+                        help="real updates; the loss and accuracy sums stay on the devices "
+                             "in between")
+    parser.add_argument("--steps-per-call", type=int,
+                        help="micro-steps per compiled call (default: --grad-accum-steps); "
+                             "calls also end at logs and checkpoints")
     parser.add_argument("--stop-after", type=int,
                         help="end this run (with a checkpoint) at this update; rerun to resume")
     parser.add_argument("--max-predictions", type=int,
@@ -97,7 +104,8 @@ def argument_parser():
                              "of --seq-len); masked tokens beyond it are not scored")
     parser.add_argument("--nonfinite-patience", type=int, default=5,
                         help="micro-steps in a row with a non-finite loss before the run stops "
-                             "(the optimizer skips their updates)")
+                             "(the optimizer skips their updates); checked at every log and "
+                             "checkpoint")
     parser.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -121,10 +129,11 @@ def check_args(args):
     if args.max_predictions is not None and not 1 <= args.max_predictions <= args.seq_len:
         raise ValueError(f"`--max-predictions` must be in [1, seq len {args.seq_len}]; "
                          f"received {args.max_predictions}.")
-    if args.stop_after is not None and (not isinstance(args.stop_after, int)
-                                        or args.stop_after < 1):
-        raise ValueError(f"`--stop-after` must be a positive integer; received "
-                         f"{args.stop_after!r}.")
+    for name in ("stop_after", "steps_per_call"):
+        value = getattr(args, name)
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ValueError(f"`--{name.replace('_', '-')}` must be a positive integer; "
+                             f"received {value!r}.")
     if not isinstance(args.nonfinite_patience, int) or args.nonfinite_patience < 1:
         raise ValueError(f"`--nonfinite-patience` must be a positive integer; received "
                          f"{args.nonfinite_patience!r}.")
@@ -244,6 +253,11 @@ class Pretrainer:
             self.optimizer = build_optimizer(args)
             self.optimizer.build(self.model.trainable_variables)
             self.micro_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="micro_step")
+            # Sums of the loss and accuracy since the last log, and the current and longest
+            # runs of non-finite losses: kept on the devices, read at logs and checkpoints.
+            self.metric_sums = tf.Variable(tf.zeros([2]), trainable=False, name="metric_sums")
+            self.nonfinite = tf.Variable(tf.zeros([2], tf.int64), trainable=False,
+                                         name="nonfinite_runs")
         # Masked LM scores about 15% of the positions: run the encoder alone and the MLM head
         # (the vocabulary projection, a third of the FLOPs of BERT-base) only on those.
         self.max_predictions = None
@@ -259,7 +273,7 @@ class Pretrainer:
             print(f"resumed from {restored} at update {self.update}")
         self.manager = tf.train.CheckpointManager(self.checkpoint, self._checkpoint_dir(),
                                                   max_to_keep=3)
-        self.train_step = tf.function(self._distributed_step)
+        self.train_steps = tf.function(self._distributed_steps)
 
     @property
     def update(self):
@@ -273,8 +287,8 @@ class Pretrainer:
         return os.path.join(self.args.model_dir, f".worker-{task}-tmp")
 
     def dataset(self):
-        """Distributed batches, skipping the micro-batches already trained on (the data
-        position is the micro-step count: the shuffled order is fixed by the seed)."""
+        """Distributed batches from the first micro-batch not trained on yet (the data
+        position is the micro-step count: the order is a function of the seed)."""
         dataset = load_dataset(self.args.data, self.args.mode, self.args.seq_len,
                                self.micro_batch, seed=self.args.seed,
                                skip=int(self.micro_step.numpy()) * self.micro_batch)
@@ -313,12 +327,27 @@ class Pretrainer:
                           tf.float32)
         return loss, tf.reduce_sum(correct * weights) / count
 
-    def _distributed_step(self, iterator):
-        inputs, labels, weights = next(iterator)
-        loss, accuracy = self.strategy.run(self._replica_step, args=(inputs, labels, weights))
-        self.micro_step.assign_add(1)
-        return (self.strategy.reduce("sum", loss, axis=None),
-                self.strategy.reduce("sum", accuracy, axis=None))
+    def _distributed_steps(self, iterator, count):
+        """`count` micro-steps in one compiled call, the metrics summed on the devices."""
+        for _ in tf.range(count):
+            inputs, labels, weights = next(iterator)
+            loss, accuracy = self.strategy.run(self._replica_step,
+                                               args=(inputs, labels, weights))
+            loss = self.strategy.reduce("sum", loss, axis=None)
+            accuracy = self.strategy.reduce("sum", accuracy, axis=None)
+            self.metric_sums.assign_add(tf.stack([loss, accuracy]))
+            run = tf.where(tf.math.is_finite(loss), tf.constant(0, tf.int64),
+                           self.nonfinite[0] + 1)
+            self.nonfinite.assign(tf.stack([run, tf.maximum(run, self.nonfinite[1])]))
+            self.micro_step.assign_add(1)
+
+    def check_loss_finite(self):
+        longest = int(self.nonfinite[1].numpy())
+        if longest >= self.args.nonfinite_patience:
+            raise FloatingPointError(
+                f"The loss was non-finite for {longest} micro-steps in a row (by update "
+                f"{self.update}); stopping without saving. Lower --lr, or raise "
+                f"--nonfinite-patience if the data has rare bad batches.")
 
     def check_weights_finite(self):
         finite = [tf.reduce_all(tf.math.is_finite(v)) for v in self.model.weights
@@ -347,38 +376,38 @@ class Pretrainer:
                                        stateful_metrics=names)
         progress.update(self.update)
         iterator, records = iter(self.dataset()), []
-        losses, accuracies, started = [], [], time.perf_counter()
-        nonfinite = 0
-        while self.update < end:
+        micro = logged = int(self.micro_step.numpy())
+        self.metric_sums.assign(tf.zeros([2]))
+        started = time.perf_counter()
+        while micro < end * k:
+            update = micro // k
+            stop = min(next_multiple(update, args.log_every),
+                       next_multiple(update, args.checkpoint_every), end) * k
+            count = min(args.steps_per_call or k, stop - micro)
             try:
-                loss, accuracy = self.train_step(iterator)
+                self.train_steps(iterator, tf.constant(count, tf.int64))
             except tf.errors.DataLossError:
                 damaged = find_damaged_shards(sorted(tf.io.gfile.glob(args.data)))
                 raise ValueError(f"Damaged `--data` shards: {'; '.join(damaged)}.") from None
-            losses.append(float(loss))
-            accuracies.append(float(accuracy))
-            nonfinite = 0 if np.isfinite(losses[-1]) else nonfinite + 1
-            if nonfinite >= args.nonfinite_patience:
-                raise FloatingPointError(
-                    f"The loss was non-finite for {nonfinite} micro-steps in a row (update "
-                    f"{self.update}); stopping without saving. Lower --lr, or raise "
-                    f"--nonfinite-patience if the data has rare bad batches.")
-            if int(self.micro_step.numpy()) % k:
+            micro += count
+            if micro != stop:
                 continue
-            update = self.update
+            update = micro // k
+            self.check_loss_finite()
             if update % args.log_every == 0 or update == end:
-                elapsed = time.perf_counter() - started
-                record = {"update": update, "loss": float(np.mean(losses)),
-                          "accuracy": float(np.mean(accuracies)),
+                loss, accuracy = self.metric_sums.numpy() / (micro - logged)
+                record = {"update": update, "loss": float(loss), "accuracy": float(accuracy),
                           "lr": float(self.optimizer.learning_rate),
-                          "tokens/s": len(losses) * self.micro_batch * args.seq_len / elapsed}
+                          "tokens/s": (micro - logged) * self.micro_batch * args.seq_len
+                          / (time.perf_counter() - started)}
                 print_record = [(name, record[name]) for name in names]
                 records.append(record)
                 with writer.as_default(step=update):
                     for name, value in print_record:
                         tf.summary.scalar(name.replace("/", "_per_"), value)
                 progress.update(update, print_record)
-                losses, accuracies, started = [], [], time.perf_counter()
+                self.metric_sums.assign(tf.zeros([2]))
+                logged, started = micro, time.perf_counter()
             if update % args.checkpoint_every == 0 or update == end:
                 self.save()
         writer.flush()
@@ -398,10 +427,9 @@ class Pretrainer:
         return path
 
 
-def weights_digest(model):
-    """Sum and sum of squares of all weights: equal on workers that hold the same weights."""
-    values = [np.asarray(w, "float64") for w in model.get_weights()]
-    return sum(v.sum() for v in values), sum((v**2).sum() for v in values)
+def next_multiple(value, every):
+    """The smallest multiple of `every` above `value`."""
+    return (value // every + 1) * every
 
 
 def prepare(args, strategy=None):
@@ -429,11 +457,9 @@ def main(argv=None):
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
     try:
-        records = train(trainer)
+        train(trainer)
     except (FloatingPointError, ValueError) as error:
         sys.exit(f"error: {error}")
-    total, squares = weights_digest(trainer.model)
-    print(json.dumps({"records": records, "weights_sum": total, "weights_sum_of_squares": squares}))
 
 
 if __name__ == "__main__":

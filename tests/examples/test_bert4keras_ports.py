@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from bert4keras_ext.tasks.synthetic.math_word_problems import generate, write_jsonl
+
 PORTS = Path(__file__).parents[2] / "examples" / "bert4keras_ports"
 
 
@@ -47,8 +49,7 @@ def test_ape210k_port_learns_and_writes_equations(tmp_path):
     """UNILM seq2seq with a Loss layer weighting by (integer) segment ids, EMA weights and
     beam search on ape210k-format problems (6.51 -> 3.15 with seed 0)."""
     data = tmp_path / "problems.json"
-    subprocess.run([sys.executable, str(PORTS.parent / "datasets" / "math_word_problems.py"),
-                    "--count", "200", "--out", str(data)], check=True, timeout=60)
+    write_jsonl(generate(200), data)
     losses, stdout = run("task_seq2seq_ape210k_math_word_problem.py", tmp_path, "--train",
                          str(data), "--valid-size", "4", "--limit", "192", "--epochs", "2",
                          "--batch-size", "8", "--hidden", "64", "--maxlen", "48",

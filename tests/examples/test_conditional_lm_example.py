@@ -8,7 +8,7 @@ from conftest import mirrored_strategy
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
 
-from datasets.sentiment_sentences import follows_label, generate  # noqa: E402
+from bert4keras_ext.tasks.synthetic.sentiment_sentences import follows_label, generate  # noqa: E402
 from task_conditional_language_model import train  # noqa: E402
 
 

@@ -11,8 +11,8 @@ from conftest import mirrored_strategy
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
 
-import ape210k  # noqa: E402
-from datasets.math_word_problems import generate  # noqa: E402
+from bert4keras_ext.tasks import ape210k  # noqa: E402
+from bert4keras_ext.tasks.synthetic.math_word_problems import generate  # noqa: E402
 from task_seq2seq_math_word_problem import train_and_evaluate  # noqa: E402
 
 

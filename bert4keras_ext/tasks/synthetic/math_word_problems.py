@@ -6,11 +6,14 @@ and varied numbers. The real dataset cannot be downloaded here; this stands in f
 `language="zh"` (default) words them in Chinese like ape210k; `language="en"` in English, for
 pretrained models whose vocabulary has few Chinese characters (all-MiniLM-L6-v2).
 
-    python examples/datasets/math_word_problems.py --count 20000 --out train.json
+    python -m bert4keras_ext.tasks.synthetic.math_word_problems --count 20000 --out train.json
 """
 import argparse
 import json
 import random
+
+from bert4keras_ext.arithmetic import safe_eval
+from bert4keras_ext.tasks.ape210k import normalize_expression
 
 # Per language: people, (thing, Chinese measure word) pairs, and the wordings of each problem
 # kind as format strings over the numbers its template draws.
@@ -116,9 +119,6 @@ TEMPLATES = [_sum, _difference, _rate, _percentage, _fraction, _chickens_and_rab
 
 def generate(count, seed=0, language="zh"):
     """`count` items in ape210k's format; the answer is the equation's value."""
-    from ape210k import normalize_expression
-    from bert4keras_ext.arithmetic import safe_eval
-
     if language not in WORDS:
         raise ValueError(f"`language` must be one of {sorted(WORDS)}, received {language!r}.")
     words, rng = WORDS[language], random.Random(seed)
@@ -142,10 +142,6 @@ def write_jsonl(items, path):
 
 
 if __name__ == "__main__":
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parents[1]))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=0)

@@ -1,15 +1,12 @@
 """ape210k preprocessing (SPEC C10 (e)) and the safe evaluator's refusals and acceptances."""
 import json
 import re
-import sys
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
-
-from ape210k import (  # noqa: E402
+from bert4keras_ext.tasks.ape210k import (
     accuracy,
     is_equal,
     load,
@@ -101,7 +98,7 @@ def test_bad_data_files_name_the_file_and_line(tmp_path):
 
 def test_task_flags_refuse_non_positive_sizes(capsys):
     """Reliability probe E07, E10 (`--epochs 0` used to exit 0 with accuracy -1)."""
-    import task_common
+    from bert4keras_ext.tasks import common as task_common
 
     for argv, message in [(["--epochs", "0"], "argument --epochs: must be a positive integer"),
                           (["--batch-size", "-2"], "argument --batch-size: must be a positive"),

@@ -1,5 +1,5 @@
-"""What the example tasks share: command-line flags, the distribution strategy, the tokenizer
-(a pretrained vocabulary or one built from the data) and the model configuration.
+"""What the example task scripts share: command-line flags, the distribution strategy, the
+tokenizer (a pretrained vocabulary or one built from the data) and the model configuration.
 
 Each script gives two sets of defaults: one for a small model trained from scratch on the
 bundled data, and the source posts' settings for a pretrained BERT on the real dataset,

@@ -1,1 +1,0 @@
-"""Generators of bundled example data in the real datasets' formats."""
