@@ -39,7 +39,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from data_utils import (  # noqa: E402
     MODES,
-    check_mode,
     check_shards,
     find_damaged_shards,
     load_dataset,
@@ -111,12 +110,8 @@ def argument_parser():
 
 
 def check_args(args):
-    """Errors in the flags that do not depend on the devices, before anything is built."""
-    check_mode(args.mode)
-    if args.strategy not in STRATEGIES:
-        raise ValueError(f"`strategy` must be one of {STRATEGIES}; received {args.strategy!r}.")
-    if args.optimizer not in OPTIMIZERS:
-        raise ValueError(f"`optimizer` must be one of {OPTIMIZERS}; received {args.optimizer!r}.")
+    """Errors in the flags that do not depend on the devices, before anything is built
+    (argparse checks the choices)."""
     for name in ("seq_len", "global_batch_size", "grad_accum_steps", "total_steps",
                  "checkpoint_every", "log_every", "cpu_replicas"):
         value = getattr(args, name)

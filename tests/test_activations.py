@@ -29,7 +29,12 @@ def test_named_activations_round_trip_in_feedforward(name, tmp_path):
     model = keras.Model(x_in, FeedForward(8, activation=name)(x_in))
     x = np.random.default_rng(0).normal(size=(2, 3, 4)).astype("float32")
     assert_keras_round_trip(model, x, tmp_path)
-    assert activations.get(name) is not None
+    exact = x * 0.5 * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
+    expected = {"gelu": exact, "gelu_erf": exact, "relu": np.maximum(x, 0),
+                "gelu_tanh": 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi)
+                                                    * (x + 0.044715 * x**3))),
+                "gelu_sigmoid": x / (1 + np.exp(-1.702 * x))}[name]
+    np.testing.assert_allclose(np.asarray(activations.get(name)(x)), expected, atol=1e-5)
 
 
 def test_recomputed_approximation_coefficients():
