@@ -19,7 +19,7 @@ def test_shipped_text_cites_sources_not_internal_documents():
     from pathlib import Path
 
     root = Path(__file__).parents[1]
-    files = [p for folder in ("bert4keras_ext", "examples", "pretraining")
+    files = [p for folder in ("bert4keras_ext", "examples", "pretraining", "docs")
              for p in (root / folder).rglob("*") if p.suffix in (".py", ".md")]
     files += [root / "README.md", root / "MIGRATION.md"]
     offending = [str(p.relative_to(root)) for p in files
@@ -30,3 +30,16 @@ def test_shipped_text_cites_sources_not_internal_documents():
     undocumented = [str(p.relative_to(root)) for p in modules
                     if not ast.get_docstring(ast.parse(p.read_text(encoding="utf-8")))]
     assert len(modules) > 40 and undocumented == []
+
+
+def test_docs_index_links_every_technique_page():
+    import re
+    from pathlib import Path
+
+    docs = Path(__file__).parents[1] / "docs"
+    linked = set(re.findall(r"\]\(([^)]+\.md)\)", (docs / "README.md").read_text("utf-8")))
+    pages = {str(p.relative_to(docs)) for p in docs.rglob("*.md")} - {"README.md"}
+    assert linked == pages
+    for page in (docs / "techniques").glob("*.md"):
+        text = page.read_text(encoding="utf-8")
+        assert "**Tests" in text and "https://" in text, page.name

@@ -1,5 +1,7 @@
 """ape210k preprocessing and accuracy for math word problems by seq2seq.
 
+Source: the post "BERT可以上几年级了？Seq2Seq“硬刚”小学数学应用题" (https://kexue.fm/archives/7809).
+
 An item is `{"id", "original_text", "equation", "ans"}` (JSON lines). The equation (without
 its leading `x=`) is the seq2seq target; preprocessing makes equations and answers evaluable:
 `a%` -> `(a/100)`, mixed numbers `a(b/c)` -> `(a+b/c)` (in the question too, where a bare

@@ -1,5 +1,7 @@
 """Reading comprehension by seq2seq: data formats, samples, merging, n-grams, metrics.
 
+Source: the post "万能的seq2seq：基于seq2seq的阅读理解问答" (https://kexue.fm/archives/7115).
+
 Questions come from WebQA (`{qid: {"question", "evidences": {eid: {"evidence", "answer"}}}}`,
 answer `["no_answer"]` when a passage has none) or SogouQA (`[{"question", "answer",
 "passages": [{"passage"}]}]`), read into `{"question", "passages", "answers"}`.
