@@ -20,10 +20,13 @@ $(STAMP): $(BIN)/python setup.py
 demo: $(STAMP)
 	cd examples && TF_CPP_MIN_LOG_LEVEL=2 ../$(BIN)/python task_seq2seq_math_word_problem.py --output /tmp/bert4keras_ext_demo.weights.h5
 
-# The whole suite on TensorFlow, then the backend-neutral tests again on JAX (TensorFlow blocked).
+# The whole suite on TensorFlow, then the backend-neutral tests again on JAX (TensorFlow blocked),
+# each in TEST_WORKERS processes (pytest-xdist; a test module stays in one process).
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q tests
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -m backend_neutral -p no:cacheprovider tests
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile \
+		-m backend_neutral -p no:cacheprovider tests
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[cpu,bench]'

@@ -260,11 +260,14 @@ class AutoRegressiveDecoder:
 
 
 class _QuietModel(keras.Model):
-    """A functional model whose `predict` defaults to `verbose=0` (decoding calls it once per
-    step)."""
+    """A functional model whose `predict` runs its input as one batch, without a progress
+    bar: decoding calls it once per step on a few rows, where `fit`-style batching, callbacks
+    and the bar cost more than the model."""
 
-    def predict(self, x, *args, verbose=0, **kwargs):
-        return super().predict(x, *args, verbose=verbose, **kwargs)
+    def predict(self, x, *args, **kwargs):
+        if args or kwargs:
+            return super().predict(x, *args, **{"verbose": 0, **kwargs})
+        return self.predict_on_batch(x)
 
 
 def check_temperature(temperature):

@@ -14,9 +14,10 @@ the replica context, `update_step` under the cross-replica one). One update step
 4. on real updates only, `_decay` and `_adapt` may change the new parameter value (weight
    decay, layer adaptation), and `_after_update` may record it (EMA).
 
-Conditional writes go through `_when(condition, update)`: on TensorFlow a `keras.ops.cond`, so
-skipped work costs nothing; on other backends (JAX traces `cond` branches without side effects)
-every write inside is blended with the old value by `keras.ops.where`. Either way the graph
+Conditional writes go through `_when(condition, update)`: on TensorFlow a `keras.ops.cond` for
+the micro-steps an accumulation cycle skips, so skipped work costs nothing; otherwise (and on
+other backends, as JAX traces `cond` branches without side effects) every write inside is
+blended with the old value by `keras.ops.where`. Either way the graph
 has no Python branching on tensor values. `iterations` counts real updates, and learning-rate
 schedules receive it.
 """
@@ -101,8 +102,11 @@ class Extensible:
                 real_update = ops.logical_and(finite, self.is_update_step())
         old = ops.copy(variable) if self._adjusts_parameters else None
 
-        self._when(rule_condition, lambda: self.update_rule(gradient_fn(), variable, learning_rate))
-        self._when(real_update, lambda: self._finish_update(old, variable, learning_rate))
+        cycling = accumulated is not None
+        self._when(rule_condition, lambda: self.update_rule(gradient_fn(), variable, learning_rate),
+                   often_false=cycling)
+        self._when(real_update, lambda: self._finish_update(old, variable, learning_rate),
+                   often_false=cycling or self.grad_accum_steps > 1)
 
     def _finish_update(self, old, variable, learning_rate):
         if self._adjusts_parameters:
@@ -114,13 +118,15 @@ class Extensible:
     # Conditional execution of state writes.
     _gate_with_cond = keras.backend.backend() == "tensorflow"
 
-    def _when(self, condition, update):
+    def _when(self, condition, update, often_false=False):
         """Runs `update`, which writes optimizer state, only where `condition` is True (always
-        for None)."""
+        for None). `often_false` (the micro-steps inside an accumulation cycle) asks for a
+        `cond` on TensorFlow, which skips the work; a condition that is almost always True
+        (a finite gradient) is cheaper blended, as a `cond` per variable is slow to trace."""
         if condition is None:
             update()
             return
-        if self._gate_with_cond:
+        if self._gate_with_cond and often_false:
             ops.cond(condition, update, lambda: None)
             return
         outer = self._gate

@@ -42,7 +42,8 @@ class _MomentumAccumulation(Extensible, keras.optimizers.Optimizer):
         if self._momentum_accum_steps == 1:
             update()
         else:
-            self._when(ops.equal((self._iterations + 1) % self._momentum_accum_steps, 0), update)
+            self._when(ops.equal((self._iterations + 1) % self._momentum_accum_steps, 0), update,
+                       often_false=True)
 
     def get_config(self):
         config = super().get_config()

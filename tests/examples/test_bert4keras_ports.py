@@ -28,10 +28,10 @@ def run(script, tmp_path, *flags):
     # (0.710 -> 0.687 with seed 0).
     ("task_sentiment_albert.py", ["--limit", "256", "--epochs", "3", "--maxlen", "32",
                                   "--hidden", "128", "--lr", "2e-3", "--warmup", "10"], 0.97),
-    # The Loss layer averages over real tokens (mask[1]): from ln(vocab) ~ 8.4 down
-    # (8.30 -> 4.61 with seed 0).
+    # The Loss layer averages over real tokens (mask[1]): from about ln(vocab) down
+    # (8.83 -> 6.01 with seed 0).
     ("task_language_model.py", ["--limit", "192", "--epochs", "2", "--maxlen", "24",
-                                "--hidden", "64", "--lr", "2e-3"], 0.7),
+                                "--hidden", "64", "--lr", "2e-3"], 0.75),
     # Conditional LayerNorm from a label embedding, sampled with topp=5 (9.26 -> 6.85).
     ("task_conditional_language_model.py", ["--limit", "256", "--epochs", "2", "--maxlen",
                                             "24", "--hidden", "64", "--lr", "2e-3"], 0.8),
