@@ -1,5 +1,9 @@
 """Autoregressive decoding: beam search and sampling.
 
+Source: bert4keras's `snippets.AutoRegressiveDecoder` (https://github.com/bojone/bert4keras);
+nucleus sampling from "The Curious Case of Neural Text Degeneration" (Holtzman et al., 2019,
+https://arxiv.org/abs/1904.09751).
+
 `AutoRegressiveDecoder` is bert4keras's API for users who write `predict(inputs, output_ids,
 states)` themselves (with the `wraps` decorator); it runs batches of inputs. `CachedGenerator`
 is the fast path for models made by `build_transformer_model(application='lm' | 'unilm',

@@ -1,5 +1,8 @@
 """Taylor softmax: normalize `f_n(x) = sum_{k<=n} x^k / k!` instead of `exp(x)`.
 
+Source: "Exploring Alternatives to Softmax Function" (Banerjee et al., 2020,
+https://arxiv.org/abs/2011.11538) and the post https://kexue.fm/archives/7919.
+
 For even n, f_n is positive on the whole real line (at its only stationary point x*,
 f_n(x*) = x*^n / n! > 0), so `f_n(x_i) / sum_j f_n(x_j)` is a distribution. It grows only
 polynomially, which makes it less over-confident than softmax. f_n has a single minimum x*;

@@ -1,5 +1,9 @@
 """BERT's tokenizer (basic splitting + WordPiece) with bert4keras's API.
 
+Source: "BERT: Pre-training of Deep Bidirectional Transformers for Language Understanding"
+(https://arxiv.org/abs/1810.04805) and its released tokenizer, with bert4keras's `Tokenizer`
+interface (https://github.com/bojone/bert4keras).
+
 `Tokenizer.tokenize` gives exactly the tokens of Hugging Face's `BertTokenizer` for the same
 vocabulary (checked on a varied corpus in the tests): text cleaning (control characters
 dropped, whitespace unified), one token per CJK character, lower-casing with accent

@@ -1,4 +1,6 @@
-"""Token embeddings with a tied output projection, and learned or sinusoidal positions."""
+"""Token embeddings with a tied output projection, and learned or sinusoidal positions
+(BERT, https://arxiv.org/abs/1810.04805; "Attention Is All You Need",
+https://arxiv.org/abs/1706.03762)."""
 import keras
 from keras import ops
 

@@ -1,4 +1,6 @@
-"""The position-wise feed-forward block of a Transformer."""
+"""The position-wise feed-forward block of a Transformer ("Attention Is All You Need",
+https://arxiv.org/abs/1706.03762), with the gated form of T5.1.1 ("GLU Variants Improve
+Transformer", https://arxiv.org/abs/2002.05202)."""
 import keras
 
 from bert4keras_ext import activations

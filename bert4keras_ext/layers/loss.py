@@ -1,4 +1,5 @@
-"""bert4keras's loss layer: a loss computed inside the graph from several tensors."""
+"""bert4keras's loss layer (`layers.Loss`, https://github.com/bojone/bert4keras): a loss
+computed inside the graph from several tensors."""
 import keras
 from keras import ops
 

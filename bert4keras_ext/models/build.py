@@ -1,4 +1,5 @@
-"""`build_transformer_model`: bert4keras's entry point, dispatching by family name."""
+"""`build_transformer_model`: bert4keras's entry point (https://github.com/bojone/bert4keras),
+dispatching by family name."""
 import inspect
 import numbers
 import os

@@ -1,4 +1,8 @@
-"""Features that compose with any optimizer, ours or Keras's, in the bert4keras style:
+"""Features that compose with any optimizer, ours or Keras's, in the bert4keras style
+(bert4keras's `optimizers.extend_with_*`, https://github.com/bojone/bert4keras; decoupled
+weight decay from "Decoupled Weight Decay Regularization", https://arxiv.org/abs/1711.05101;
+layer adaptation from LAMB, "Large Batch Optimization for Deep Learning: Training BERT in 76
+minutes", https://arxiv.org/abs/1904.00962):
 
     Optimizer = extend_with_exponential_moving_average(
         extend_with_gradient_accumulation(keras.optimizers.Lamb))

@@ -1,4 +1,5 @@
-"""Learning-rate schedules."""
+"""Learning-rate schedules: bert4keras's piecewise-linear schedule
+(https://github.com/bojone/bert4keras)."""
 import keras
 from keras import ops
 

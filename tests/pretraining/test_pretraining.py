@@ -78,9 +78,10 @@ def test_kill_and_resume_equals_an_uninterrupted_run(corpus, tmp_path):
     common = ["--global-batch-size", "8", "--grad-accum-steps", "2", "--optimizer", "lamb",
               "--lr", "1e-3", "--warmup-steps", "2", "--total-steps", "6", "--ema", "0.9"]
     config = corpus["dropout_config"]  # dropout on: the seeds must resume too
-    # Several micro-steps per compiled call give the same run as one per call.
+    # Calls of 3 micro-steps (crossing update boundaries; logs every 3 updates) give the
+    # same run as the resumed one's single update per call.
     whole = prepare(flags(corpus, tmp_path / "whole", *common, "--steps-per-call", "3",
-                          config=config))
+                          "--log-every", "3", config=config))
     train(whole)
     cut = tmp_path / "cut"
     first = prepare(flags(corpus, cut, *common, "--stop-after", "3", "--checkpoint-every", "1",
