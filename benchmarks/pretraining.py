@@ -7,7 +7,8 @@ the builder's model with Adam and a weighted sparse cross-entropy and runs `fit`
 every position onto the vocabulary. Ours is `pretraining/pretraining.py`'s training step
 (custom `strategy.run` loop) twice: at equal work (Adam, the MLM head on all 256 positions) and
 as pretraining runs by default here (AdaFactor, the head on at most 64 masked positions per
-sequence). Rounds alternate between the candidates; each figure is the median step time. Model FLOPs utilization is each step's own matmul FLOPs (3x forward) over this machine's
+sequence). Rounds alternate between the candidates; each figure is the median step time.
+Model FLOPs utilization is each step's own matmul FLOPs (3x forward) over this machine's
 float32 matmul peak, measured here too.
 
     python benchmarks/pretraining.py [--rounds 3 --steps 4]

@@ -8,14 +8,16 @@ training loop (Keras 3.15's multi-worker `fit` is broken), the optimizer built i
 strategy scope, fixed shapes, and gradient accumulation, weight decay, LAMB and EMA all inside
 the optimizer's `update_step` (where they hold under tf.distribute). Each compiled call runs
 `--steps-per-call` micro-steps and the loss and accuracy are summed on the devices until the
-next log. Preemption-safe: every
-`--checkpoint-every` updates it saves model, optimizer (accumulators and EMA included), dropout
-seeds and the data position, and a rerun with the same `--model-dir` and flags resumes from the
-newest readable checkpoint (resume.py); the data order is a function of the seed, so resuming
-finds its place from the shards' record counts instead of reading past what was trained on. A non-finite loss for `--nonfinite-patience` micro-steps
-in a row, or non-finite weights at a checkpoint, stops the run with an error before anything
-non-finite is saved. At the end it exports the weights (the EMA ones with `--ema`) as an
-original-format BERT checkpoint.
+next log.
+
+Preemption-safe: every `--checkpoint-every` updates it saves model, optimizer (accumulators and
+EMA included), dropout seeds and the data position, and a rerun with the same `--model-dir` and
+flags resumes from the newest readable checkpoint (resume.py); the data order is a function of
+the seed, so resuming finds its place from the shards' record counts instead of reading past
+what was trained on. A non-finite loss for `--nonfinite-patience` micro-steps in a row, or
+non-finite weights at a checkpoint, stops the run with an error before anything non-finite is
+saved. At the end it exports the weights (the EMA ones with `--ema`) as an original-format BERT
+checkpoint.
 
     python pretraining/pretraining.py --mode roberta --config bert_config.json \
         --data 'corpus/train-*.tfrecord' --seq-len 512 --global-batch-size 4096 \

@@ -69,7 +69,8 @@ def argument_parser(description, train_help):
 
 def parse_args(parser, scratch, pretrained, argv=None):
     """Parsed flags; unset ones come from `pretrained` (the source posts' settings for a
-    pretrained BERT on the real data) when --config is given, else from `scratch` (the small bundled-data model)."""
+    pretrained BERT on the real data) when --config is given, else from `scratch` (the small
+    model on generated data)."""
     args = parser.parse_args(argv)
     if bool(args.config) != bool(args.vocab):
         parser.error("--config and --vocab go together (a pretrained model and its vocabulary)")
