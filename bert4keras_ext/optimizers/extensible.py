@@ -102,11 +102,11 @@ class Extensible:
                 real_update = ops.logical_and(finite, self.is_update_step())
         old = ops.copy(variable) if self._adjusts_parameters else None
 
-        cycling = accumulated is not None
+        cycling = self.grad_accum_steps > 1
         self._when(rule_condition, lambda: self.update_rule(gradient_fn(), variable, learning_rate),
                    often_false=cycling)
         self._when(real_update, lambda: self._finish_update(old, variable, learning_rate),
-                   often_false=cycling or self.grad_accum_steps > 1)
+                   often_false=cycling)
 
     def _finish_update(self, old, variable, learning_rate):
         if self._adjusts_parameters:
