@@ -27,6 +27,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from bert4keras_ext.backend import check_positive_int
 from bert4keras_ext.data import parallel_apply
 from bert4keras_ext.tokenizers import Tokenizer
 
@@ -377,16 +378,19 @@ def load_dataset(pattern, mode, seq_len, batch_size, seed=0, shuffle_block=10000
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
-def training_order(paths, counts, seed, block, start=0):
-    """Raw records, endlessly, from sequence `start` of this order: epoch `e` reads the shards
-    in a permutation drawn from `(seed, e)` and shuffles each run of `block` consecutive
-    records with a permutation drawn from `(seed, e, block index)`. A shuffle buffer would mix
+def training_order(paths, counts, seed, block, skip=0):
+    """Raw records, endlessly, after the first `skip` sequences of this order: epoch `e` reads
+    the shards in a permutation drawn from `(seed, e)` and shuffles each run of `block`
+    consecutive records with a permutation drawn from `(seed, e, block index)`. A shuffle buffer would mix
     about as widely, but its state depends on everything read before; here every position is
     found from the record counts, without reading the records before it."""
+    check_positive_int(block, "shuffle_block")
+    if not isinstance(skip, int) or skip < 0:
+        raise ValueError(f"`skip` must be an integer >= 0; received {skip!r}.")
     total = sum(counts)
     if not total:
         raise ValueError(f"The {len(paths)} shard(s) hold no records.")
-    first_epoch, offset = divmod(start, total)
+    first_epoch, offset = divmod(skip, total)
     first_block, within = divmod(offset, block)
     paths, counts = tf.constant(paths), tf.constant(counts, tf.int64)
 

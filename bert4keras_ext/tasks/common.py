@@ -2,7 +2,7 @@
 tokenizer (a pretrained vocabulary or one built from the data) and the model configuration.
 
 Each script gives two sets of defaults: one for a small model trained from scratch on the
-bundled data, and the source posts' settings for a pretrained BERT on the real dataset,
+generated data, and the source posts' settings for a pretrained BERT on the real dataset,
 used as soon as `--config` is given.
 """
 import argparse

@@ -206,3 +206,7 @@ def test_training_order_is_found_from_record_counts_at_any_position(tmp_path):
     third = list(load_dataset(str(tmp_path / "gpt-*"), "gpt", 32, 4, shuffle_block=5,
                               seed=7).take(3))[2]
     np.testing.assert_array_equal(first[0][0], third[0][0])
+    with pytest.raises(ValueError, match="`shuffle_block` must be a positive integer; received 0"):
+        load_dataset(str(tmp_path / "gpt-*"), "gpt", 32, 4, shuffle_block=0)
+    with pytest.raises(ValueError, match="`skip` must be an integer >= 0; received -4"):
+        load_dataset(str(tmp_path / "gpt-*"), "gpt", 32, 4, skip=-4)
