@@ -29,6 +29,7 @@ from bert4keras_ext import masks
 from bert4keras_ext.backend import check_positive_int
 from bert4keras_ext.layers import (
     AttentionMask,
+    Lambda,
     MultiHeadAttention,
     PerformerAttention,
     RelativePositionBias,
@@ -108,7 +109,7 @@ class AutoRegressiveDecoder:
         `predict`); made once per model. Its `predict` prints no progress bar."""
         cache = self.__dict__.setdefault("_last_token_models", {})
         if id(model) not in cache:
-            outputs = [keras.layers.Lambda(lambda x: x[:, -1])(output)
+            outputs = [Lambda(lambda x: x[:, -1])(output)
                        for output in model.outputs]
             cache[id(model)] = _QuietModel(model.inputs, outputs,
                                            name=f"{model.name}_last_token")

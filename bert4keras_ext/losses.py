@@ -43,6 +43,13 @@ class Seq2SeqCrossEntropy(keras.losses.Loss):
         self.from_logits = from_logits
         self.ignore_id = ignore_id
 
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        # The scored positions come from `y_true`. The models' outputs carry a Keras padding
+        # mask, with which Keras would divide the sum by the number of real tokens instead of
+        # the number of entries `call` scales for; a fresh tensor of the same values (free
+        # once compiled) carries no mask.
+        return super().__call__(y_true, ops.add(y_pred, 0), sample_weight)
+
     def call(self, y_true, y_pred):
         # Shift the labels left rather than slicing the (large) predictions: position i is
         # scored against token i + 1, and the last position against nothing.

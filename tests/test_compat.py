@@ -1,4 +1,7 @@
 """bert4keras names and semantics that ported scripts rely on (see MIGRATION.md)."""
+import importlib
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -133,3 +136,32 @@ def test_builder_object_and_single_condition_input():
     assert len(model.inputs) == 3
     with pytest.raises(TypeError, match="exactly one of `config` and `config_path`"):
         build_transformer_model(CONFIG, config_path=CONFIG)
+
+
+def bert4keras_example_imports():
+    """script -> the `bert4keras.<module>.<name>` imports of bert4keras 0.11.5's example
+    scripts (its examples/ folder, listed once in the fixture)."""
+    path = Path(__file__).parent / "fixtures" / "bert4keras_example_imports.txt"
+    scripts = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            script, names = line.split("\t")
+            scripts[script] = [name.strip() for name in names.split(",")]
+    return scripts
+
+
+EXAMPLE_IMPORTS = bert4keras_example_imports()
+
+
+def test_the_fixture_lists_all_32_bert4keras_examples():
+    assert len(EXAMPLE_IMPORTS) == 32
+
+
+@pytest.mark.parametrize("script", sorted(EXAMPLE_IMPORTS))
+def test_every_name_a_bert4keras_example_imports_resolves_after_the_rename(script):
+    missing = []
+    for dotted in EXAMPLE_IMPORTS[script]:
+        module, name = dotted.replace("bert4keras.", "bert4keras_ext.", 1).rsplit(".", 1)
+        if not hasattr(importlib.import_module(module), name):
+            missing.append(f"{module}.{name}")
+    assert missing == []

@@ -1,4 +1,4 @@
-"""The UNILM seq2seq loss (SPEC C8 (e): loss weights), focal loss and soft truncation (S6 (e))."""
+"""The UNILM seq2seq loss, focal loss and soft truncation."""
 import keras
 import numpy as np
 import pytest
@@ -39,6 +39,21 @@ def test_loss_is_mean_over_scored_next_tokens(from_logits):
                 terms.append(-np.log(probs[b, i, TOKENS[b, i + 1]]))
     assert len(terms) == 5
     np.testing.assert_allclose(value, np.mean(terms), rtol=1e-5)
+
+
+def test_the_models_padding_mask_does_not_reweight_the_loss_in_compile():
+    from bert4keras_ext.models import build_transformer_model
+
+    model = build_transformer_model(dict(vocab_size=12, hidden_size=8, num_hidden_layers=1,
+                                         num_attention_heads=2, intermediate_size=16),
+                                    application="unilm", with_mlm="linear")
+    model.compile(loss=Seq2SeqCrossEntropy(from_logits=True))
+    logits = np.asarray(model.predict([TOKENS, SEGMENTS], verbose=0), "float64")
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    scored = SEGMENTS[:, 1:] == 1
+    picked = np.take_along_axis(log_probs[:, :-1], TOKENS[:, 1:, None], axis=2)[..., 0]
+    value = model.evaluate([TOKENS, SEGMENTS], seq2seq_targets(TOKENS, SEGMENTS), verbose=0)
+    np.testing.assert_allclose(value, -picked[scored].mean(), rtol=1e-5)
 
 
 @pytest.mark.tensorflow_only

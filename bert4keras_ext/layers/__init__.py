@@ -1,7 +1,8 @@
 """Transformer layers built on `keras.ops` only (they run on any Keras backend).
 
-Other names are Keras's layers, so `from bert4keras_ext.layers import Dense, Lambda` works as
-`from bert4keras.layers import ...` did (bert4keras re-exported `keras.layers`).
+Other names are Keras's layers, so `from bert4keras_ext.layers import Dense, Dropout` works as
+`from bert4keras.layers import ...` did (bert4keras re-exported `keras.layers`); `Add` and
+`Lambda` are Keras's with Keras 2's mask rules (`keras2_masking`).
 """
 import keras
 
@@ -14,16 +15,19 @@ from bert4keras_ext.layers.embeddings import (
     SinusoidalPositionEmbedding,
 )
 from bert4keras_ext.layers.feedforward import FeedForward
+from bert4keras_ext.layers.keras2_masking import Add, Lambda
 from bert4keras_ext.layers.loss import Loss
 from bert4keras_ext.layers.normalization import LayerNormalization
 from bert4keras_ext.layers.performer_attention import PerformerAttention
 from bert4keras_ext.layers.relative_position_bias import RelativePositionBias
 
 __all__ = [
+    "Add",
     "AttentionMask",
     "BiasAdd",
     "Embedding",
     "FeedForward",
+    "Lambda",
     "LayerNormalization",
     "Loss",
     "MultiHeadAttention",

@@ -26,6 +26,11 @@ class Embedding(keras.layers.Embedding):
     for tiny tables such as BERT's 2 segment rows: on a GPU, 16k rows of updates scattered into
     2 rows serialize on the same addresses (measured: half of a BERT-base step on an H200).
 
+    `mask_zero=True` gives the output bert4keras's padding mask: False where the id is 0,
+    except at the first position, which is never padding (a T5 decoder's input starts with
+    the start id 0). Layers after it receive the mask as Keras's `mask` argument; the tied
+    projection (`mode='dense'`) passes its input's mask on.
+
     Example:
     ```python
     embedding = Embedding(input_dim=100, output_dim=16)
@@ -54,7 +59,12 @@ class Embedding(keras.layers.Embedding):
         # Float inputs mean dense mode: the output is logits, keep the incoming mask.
         if "float" in str(inputs.dtype):
             return mask
-        return super().compute_mask(inputs, mask)
+        if not self.mask_zero:
+            return None
+        real = ops.not_equal(inputs, 0)
+        if len(inputs.shape) < 2:
+            return real
+        return ops.concatenate([ops.ones_like(real[:, :1]), real[:, 1:]], axis=1)
 
     def get_config(self):
         config = super().get_config()

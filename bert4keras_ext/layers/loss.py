@@ -11,12 +11,13 @@ class Loss(keras.layers.Layer):
     Subclass it and write `compute_loss`; compile the model without a loss. The layer returns
     the inputs at `output_axis` (an index, a list of indices, or None for all of them).
 
-    Padding masks: bert4keras's models carry Keras masks from their token embedding, and its
-    scripts read `mask[i]` (e.g. the mask of the model's output, to average a loss over real
-    tokens). Models of this package build their attention masks from the token ids instead,
-    so when Keras passes no mask this layer derives bert4keras's: `token_ids != 0` of the
-    first integer input of rank 2, given to every input of rank >= 2 with the same length
-    axis (statically equal or both unknown); the others get None.
+    Padding masks: `compute_loss` receives one mask per input, bert4keras's `mask[i]` (e.g. the
+    mask of the model's output, to average a loss over real tokens). An input that carries a
+    Keras mask (every hidden state and head output of `build_transformer_model`'s models does,
+    from the token embedding) gives that mask. An input without one (the model's token-id
+    inputs, a tensor made by plain ops) gets `token_ids != 0` of the first integer input of
+    rank 2 when it has rank >= 2 and the same length axis (statically equal or both
+    unknown), else None.
 
     Integer inputs reach `compute_loss` cast to `floatx`, as bert4keras's Keras 2 inputs were
     float32, so its idioms such as `loss * segment_ids` work unchanged (sparse cross entropy
@@ -46,25 +47,29 @@ class Loss(keras.layers.Layer):
         self.supports_masking = True
 
     def call(self, inputs, mask=None):
-        if mask is None or all(m is None for m in _as_list(mask)):
-            mask = self.padding_masks(inputs)
-        self.add_loss(self.compute_loss(_integers_as_floats(inputs), mask))
+        self.add_loss(self.compute_loss(_integers_as_floats(inputs),
+                                        self.padding_masks(inputs, mask)))
         return self._select(inputs)
 
     def compute_loss(self, inputs, mask=None):
         raise NotImplementedError(f"{type(self).__name__} must define `compute_loss`.")
 
     @staticmethod
-    def padding_masks(inputs):
-        """bert4keras's masks for `inputs` (see the class docstring); None without token ids."""
+    def padding_masks(inputs, mask=None):
+        """bert4keras's masks for `inputs` (see the class docstring): the Keras masks given,
+        and for inputs without one the padding of the token ids among `inputs`, if any."""
         if not isinstance(inputs, (list, tuple)):
-            return None
+            return mask
+        given = list(mask) if isinstance(mask, (list, tuple)) else [None] * len(inputs)
         token_ids = next((x for x in inputs if len(x.shape) == 2 and _is_integer(x)), None)
-        if token_ids is None:
-            return [None] * len(inputs)
-        valid = ops.not_equal(token_ids, 0)
-        return [valid if len(x.shape) >= 2 and x.shape[1] == token_ids.shape[1] else None
-                for x in inputs]
+        valid = None if token_ids is None else ops.not_equal(token_ids, 0)
+
+        def derived(x):
+            if valid is None or len(x.shape) < 2 or x.shape[1] != token_ids.shape[1]:
+                return None
+            return valid
+
+        return [m if m is not None else derived(x) for x, m in zip(inputs, given)]
 
     def _select(self, values):
         if self.output_axis is None:
@@ -97,6 +102,3 @@ def _integers_as_floats(inputs):
         return [as_float(x) for x in inputs]
     return as_float(inputs)
 
-
-def _as_list(mask):
-    return list(mask) if isinstance(mask, (list, tuple)) else [mask]

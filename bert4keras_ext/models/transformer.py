@@ -21,6 +21,7 @@ import keras
 
 from bert4keras_ext import activations, masks
 from bert4keras_ext.layers import (
+    Add,
     AttentionMask,
     BiasAdd,
     Embedding,
@@ -221,8 +222,11 @@ class Transformer:
                           kernel_initializer=self.initializer, **options)(x)
 
     def token_embedding(self):
+        """The token table; its output carries the padding mask (`Embedding(mask_zero=True)`)
+        that every later layer passes on, as in bert4keras, so layers a user adds on any
+        hidden state (a CRF, a pointer head, a `Loss`) receive it as Keras's `mask`."""
         return self.layer(Embedding, "Embedding-Token", input_dim=self.config["vocab_size"],
-                          output_dim=self.embedding_size,
+                          output_dim=self.embedding_size, mask_zero=True,
                           embeddings_initializer=self.initializer)
 
     def block_prefix(self, index):
@@ -293,7 +297,7 @@ class Transformer:
             output_dim=self.embedding_size, embeddings_initializer=self.initializer,
             one_hot_lookup=True,
         )(inputs[1])
-        return self.layer(keras.layers.Add, "Embedding-Token-Segment")([x, segments])
+        return self.layer(Add, "Embedding-Token-Segment")([x, segments])
 
     def embeddings(self, inputs):
         x = self.token_and_segment(inputs)
@@ -343,7 +347,7 @@ class Transformer:
     def residual(self, x, y, name):
         """Dropout on the branch `y`, then `x + y` (post-LayerNorm blocks normalize after)."""
         y = self.dropout(y, self.config["hidden_dropout_prob"], f"{name}-Dropout")
-        return self.layer(keras.layers.Add, f"{name}-Add")([x, y])
+        return self.layer(Add, f"{name}-Add")([x, y])
 
     def pre_norm_residual(self, x, sublayer, name):
         """Pre-LayerNorm: `x + dropout(sublayer(norm(x)))`, the norm called `name-Norm`."""

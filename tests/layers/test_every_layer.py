@@ -27,7 +27,14 @@ class SquaredError(layers.Loss):
         return ops.mean(ops.square(ops.cast(y_true, "float32") - ops.cast(y_pred, "float32")))
 
 
+@keras.saving.register_keras_serializable(package="tests")
+def first_position(x):
+    return x[:, 0]
+
+
 CASES = {
+    "Add": LayerCase(lambda: layers.Add(), [HIDDEN, HIDDEN * 2], mask=[HIDDEN_MASK, None],
+                     expected_mask=HIDDEN_MASK),
     "AttentionMask": LayerCase(lambda: layers.AttentionMask("unilm"), [TOKENS, SEGMENTS],
                                mask=[TOKENS != 0, None], expected_mask=None,
                                output_dtype="bool"),
@@ -37,6 +44,8 @@ CASES = {
                            expected_mask=TOKENS != 0),
     "FeedForward": LayerCase(lambda: layers.FeedForward(12, activation=["gelu", "linear"]),
                              HIDDEN, mask=HIDDEN_MASK, expected_mask=HIDDEN_MASK),
+    "Lambda": LayerCase(lambda: layers.Lambda(first_position), HIDDEN, mask=HIDDEN_MASK,
+                        expected_mask=None),
     "LayerNormalization": LayerCase(
         lambda: layers.LayerNormalization(conditional=True, hidden_units=4,
                                           hidden_initializer="normal"),
