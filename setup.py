@@ -18,7 +18,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["bert4keras_ext", "bert4keras_ext.*"]),
-    install_requires=["keras>=3.5", "numpy", "h5py", "safetensors"],
+    # sentencepiece: `SpTokenizer` (imported only when one is made).
+    install_requires=["keras>=3.5", "numpy", "h5py", "safetensors", "sentencepiece"],
     extras_require={
         "cpu": ["tensorflow-cpu>=2.16"],
         "gpu": ["tensorflow[and-cuda]>=2.16"],

@@ -1,17 +1,27 @@
-"""BERT's tokenizer (basic splitting + WordPiece) with bert4keras's API.
+"""Tokenizers with bert4keras's API: BERT's WordPiece `Tokenizer` and the SentencePiece
+`SpTokenizer`.
 
-Source: "BERT: Pre-training of Deep Bidirectional Transformers for Language Understanding"
-(https://arxiv.org/abs/1810.04805) and its released tokenizer, with bert4keras's `Tokenizer`
-interface (https://github.com/bojone/bert4keras).
+Sources: "BERT: Pre-training of Deep Bidirectional Transformers for Language Understanding"
+(https://arxiv.org/abs/1810.04805) and its released tokenizer; "SentencePiece: A simple and
+language independent subword tokenizer and detokenizer for Neural Text Processing"
+(https://arxiv.org/abs/1808.06226); bert4keras's `Tokenizer`, `SpTokenizer` and their common
+base (https://github.com/bojone/bert4keras).
+
+Both share bert4keras's encoding: `token_start` and `token_end` around every text (None for
+none), `pre_tokenize` (a function text -> words, tokenized one by one), `token_translate` (a
+{token: token} map applied after tokenizing and inverted by `decode`), and `encode(first,
+second, maxlen, pattern, truncate_from)` with bert4keras's pair truncation.
 
 `Tokenizer.tokenize` gives exactly the tokens of Hugging Face's `BertTokenizer` for the same
 vocabulary (checked on a varied corpus in the tests): text cleaning (control characters
 dropped, whitespace unified), one token per CJK character, lower-casing with accent
 stripping, punctuation split off, then greedy longest-match WordPiece with '##' continuations
 and `[UNK]` for words over 100 characters. Special tokens of the vocabulary written in the
-text (`[CLS]`, `[SEP]`, `[MASK]`, `[PAD]`, `[UNK]`) stay whole, as `BertTokenizer` keeps them.
+text (`[CLS]`, `[SEP]`, `[MASK]`, `[PAD]`, `[UNK]`, the start and end tokens) stay whole, as
+`BertTokenizer` keeps them.
 
 With `fast=True` the same normalization runs in the `tokenizers` package (Rust), if installed.
+`SpTokenizer` needs the `sentencepiece` package, imported when one is made.
 """
 import collections
 import os
@@ -68,6 +78,24 @@ def load_vocab(path=None, encoding="utf-8", simplified=False, startswith=None, d
     return kept, keep_tokens
 
 
+def save_vocab(dict_path, token_dict, encoding="utf-8"):
+    """Writes `{token: id}` (a `load_vocab(..., simplified=True)` result, say) as a `vocab.txt`:
+    the tokens in the order of their ids, one a line, so `load_vocab` reads it back (with the
+    ids renumbered 0, 1, ... if they had gaps)."""
+    if not isinstance(token_dict, dict):
+        raise TypeError(f"`token_dict` must be a {{token: id}} dict; received "
+                        f"{type(token_dict).__name__}.")
+    for token in token_dict:
+        # load_vocab reads the first whitespace-separated field of each line (line breaks
+        # are whitespace too).
+        if not isinstance(token, str) or token.split() != [token]:
+            raise ValueError(f"`token_dict` has the token {token!r}, which one line of a "
+                             f"vocab.txt cannot hold (it must be a non-empty string without "
+                             f"whitespace or line breaks).")
+    with open(dict_path, "w", encoding=encoding) as file:
+        file.writelines(token + "\n" for token in sorted(token_dict, key=token_dict.get))
+
+
 def is_cjk(char):
     """CJK Unified Ideographs (BERT's ranges): each becomes a token of its own."""
     code = ord(char)
@@ -101,8 +129,146 @@ def is_control(char):
     return char not in "\t\n\r" and unicodedata.category(char).startswith("C")
 
 
-class Tokenizer:
+class TokenizerBase:
+    """What `Tokenizer` and `SpTokenizer` share, as bert4keras's `TokenizerBase`.
+
+    Arguments:
+        token_start: the token put before every text; None for none.
+        token_end: the token put after every text; None for none.
+        pre_tokenize: None, or a function text -> words (jieba's `lcut`, say); each word is
+            then tokenized on its own.
+        token_translate: None, or a {token: token} map applied to a text's tokens (before the
+            start and end tokens are added); `decode` maps them back.
+
+    A subclass sets `_vocab_size` and defines `_tokenize` (text -> tokens), `_piece_id` (a
+    token's id, None when the vocabulary lacks it), `token_to_id`, `id_to_token` and `decode`.
+    """
+
+    def __init__(self, token_start="[CLS]", token_end="[SEP]", pre_tokenize=None,
+                 token_translate=None):
+        for name, token in (("token_start", token_start), ("token_end", token_end)):
+            if token is not None and not isinstance(token, str):
+                raise TypeError(f"`{name}` must be a token (a string) or None; received "
+                                f"{type(token).__name__}.")
+            if token == "":
+                raise ValueError(f"`{name}` must be a non-empty token or None; received ''.")
+        if pre_tokenize is not None and not callable(pre_tokenize):
+            raise TypeError(f"`pre_tokenize` must be a function text -> words or None; "
+                            f"received {type(pre_tokenize).__name__}.")
+        if token_translate is not None and not isinstance(token_translate, dict):
+            raise TypeError(f"`token_translate` must be a {{token: token}} dict or None; "
+                            f"received {type(token_translate).__name__}.")
+        self._token_pad, self._token_unk, self._token_mask = "[PAD]", "[UNK]", "[MASK]"
+        self._token_start, self._token_end = token_start, token_end
+        self._pre_tokenize = pre_tokenize
+        self._token_translate = dict(token_translate or {})
+        self._token_translate_inv = {
+            target: token for token, target in self._token_translate.items()}
+
+    def _set_special_ids(self):
+        """`_token_pad_id`, `_token_unk_id`, `_token_mask_id`, `_token_start_id` and
+        `_token_end_id`: the ids of those tokens, None where a token is None or not in the
+        vocabulary."""
+        for name in ("pad", "unk", "mask", "start", "end"):
+            token = getattr(self, f"_token_{name}")
+            setattr(self, f"_token_{name}_id", None if token is None else self._piece_id(token))
+
+    @property
+    def vocab_size(self):
+        return self._vocab_size
+
+    def tokenize(self, text, maxlen=None):
+        """`token_start`, the tokens of `text` (translated by `token_translate`), `token_end`;
+        with `maxlen`, the last tokens before `token_end` are dropped until at most `maxlen`
+        remain."""
+        if not isinstance(text, str):
+            raise TypeError(f"`text` must be a string; received {type(text).__name__}.")
+        head = [] if self._token_start is None else [self._token_start]
+        tail = [] if self._token_end is None else [self._token_end]
+        if maxlen is not None and (not isinstance(maxlen, int) or maxlen < len(head + tail)):
+            raise ValueError(f"`maxlen` must be an integer >= {len(head + tail)} (the start and "
+                             f"end tokens {head + tail}); received {maxlen!r}.")
+        missing = [token for token in head + tail if self._piece_id(token) is None]
+        if missing:
+            raise ValueError(f"The vocabulary lacks {missing}, which every encoded text starts "
+                             f"or ends with; pass `token_start` / `token_end` (None for none).")
+        tokens = head + [self._token_translate.get(token) or token
+                         for token in self._tokenize(text)] + tail
+        if maxlen is not None:
+            truncate_sequences(maxlen, -1 - len(tail), tokens)
+        return tokens
+
+    def _pre_tokenized(self, text):
+        words = list(self._pre_tokenize(text))
+        wrong = [word for word in words if not isinstance(word, str)]
+        if wrong:
+            raise TypeError(f"`pre_tokenize` must return strings (words); it returned "
+                            f"{wrong[0]!r} for {text!r}.")
+        return words
+
+    def tokens_to_ids(self, tokens):
+        return [self.token_to_id(token) for token in tokens]
+
+    def ids_to_tokens(self, ids):
+        return [self.id_to_token(index) for index in ids]
+
+    def _untranslated(self, tokens):
+        """`token_translate` undone, for decoding."""
+        return [self._token_translate_inv.get(token) or token for token in tokens]
+
+    def encode(self, first_text, second_text=None, maxlen=None, pattern="S*E*E",
+               truncate_from="right"):
+        """(token_ids, segment_ids) of `start first end second end` (`pattern='S*E*E'`) or
+        `start first end start second end` (`'S*ES*E'`), as bert4keras.
+
+        Texts may also be given as token lists (with their start and end tokens). With
+        `maxlen`, one token at a time is removed from the longer text (the second counted with
+        its start token, as bert4keras does), at its end before the end token
+        (`truncate_from='right'`), after the start token (`'left'`), or at the index
+        `truncate_from`.
+        """
+        if pattern not in ("S*E*E", "S*ES*E"):
+            raise ValueError(f"`pattern` must be 'S*E*E' or 'S*ES*E'; received {pattern!r}.")
+        has_start, has_end = self._token_start is not None, self._token_end is not None
+        if truncate_from == "right":
+            index = -1 - has_end
+        elif truncate_from == "left":
+            index = int(has_start)
+        elif isinstance(truncate_from, int):
+            index = truncate_from
+        else:
+            raise ValueError("`truncate_from` must be 'right', 'left' or an index; received "
+                             f"{truncate_from!r}.")
+        first = self._tokens_of(first_text, "first_text")
+        second = [] if second_text is None else self._tokens_of(second_text, "second_text")
+        # Both texts keep their start token while truncating; 'S*E*E' drops the second's after.
+        drop_second_start = bool(second) and has_start and pattern == "S*E*E"
+        shortest = (has_start + has_end) * (1 + bool(second)) - drop_second_start
+        if maxlen is not None and (not isinstance(maxlen, int) or maxlen < shortest):
+            raise ValueError(f"`maxlen` must be an integer >= {shortest} (the start and end "
+                             f"tokens of pattern {pattern!r}); received {maxlen!r}.")
+        if maxlen is not None:
+            truncate_sequences(maxlen + drop_second_start, index, first, second)
+        if drop_second_start:
+            second = second[1:]
+        return (self.tokens_to_ids(first + second),
+                [0] * len(first) + [1] * len(second))
+
+    def _tokens_of(self, text, name):
+        if isinstance(text, str):
+            return self.tokenize(text)
+        if isinstance(text, (list, tuple)) and all(isinstance(t, str) for t in text):
+            return list(text)
+        raise TypeError(f"`{name}` must be a string or a list of tokens; received "
+                        f"{type(text).__name__}.")
+
+
+class Tokenizer(TokenizerBase):
     """BERT tokenizer from a `{token: id}` dict or a `vocab.txt` path.
+
+    `token_start`, `token_end` (default `[CLS]`, `[SEP]`), `pre_tokenize` and `token_translate`
+    as in `TokenizerBase`. With `pre_tokenize`, the (lower-cased) text is split into words
+    first; a word of the vocabulary stays one token, any other is tokenized as usual.
 
     Example:
     ```python
@@ -112,7 +278,8 @@ class Tokenizer:
     ```
     """
 
-    def __init__(self, token_dict, do_lower_case=True, fast=False):
+    def __init__(self, token_dict, do_lower_case=True, fast=False, **kwargs):
+        super().__init__(**kwargs)
         if isinstance(token_dict, (str, os.PathLike)):
             token_dict = load_vocab(token_dict)
         if not isinstance(token_dict, dict):
@@ -121,57 +288,54 @@ class Tokenizer:
         if not token_dict:
             raise ValueError("`token_dict` is empty.")
         self.token_dict = dict(token_dict)
-        self.id_to_token = {index: token for token, index in self.token_dict.items()}
-        if len(self.id_to_token) != len(self.token_dict):
+        self._token_dict_inv = {index: token for token, index in self.token_dict.items()}
+        if len(self._token_dict_inv) != len(self.token_dict):
             shared = collections.Counter(self.token_dict.values())
             example = next(index for index, count in shared.items() if count > 1)
             raise ValueError(f"`token_dict` maps several tokens to one id, e.g. "
                              f"{[t for t, i in self.token_dict.items() if i == example]} -> "
                              f"{example}; ids must be unique.")
+        self._vocab_size = len(self.token_dict)
         self.do_lower_case = do_lower_case
-        for token in RESERVED_TOKENS:
-            setattr(self, f"_token_{token[1:-1].lower()}_id", self.token_dict.get(token))
-        # bert4keras's names: the start and end of every encoded text.
-        self._token_start, self._token_end = "[CLS]", "[SEP]"
-        self._token_start_id, self._token_end_id = self._token_cls_id, self._token_sep_id
-        specials = [token for token in RESERVED_TOKENS if token in self.token_dict]
+        self._token_cls_id = self.token_dict.get("[CLS]")
+        self._token_sep_id = self.token_dict.get("[SEP]")
+        self._set_special_ids()
+        # Written in a text these stay whole; decode and rematch skip them.
+        self._special_tokens = set(RESERVED_TOKENS) | {
+            token for token in (self._token_start, self._token_end) if token is not None}
+        # Longest first, so that no special token is cut at another that begins it.
+        whole = sorted((t for t in self._special_tokens if t in self.token_dict),
+                       key=lambda token: (-len(token), token))
         self._special_pattern = re.compile(
-            "(" + "|".join(re.escape(token) for token in specials) + ")")
+            "(" + "|".join(re.escape(token) for token in whole) + ")") if whole else None
         self._fast = self._fast_backend() if fast else None
 
-    @property
-    def vocab_size(self):
-        return len(self.token_dict)
+    def _piece_id(self, token):
+        return self.token_dict.get(token)
 
     # Text -> tokens.
-    def tokenize(self, text, maxlen=None):
-        """`[CLS] tokens [SEP]`, truncated (before the final [SEP]) to at most `maxlen`."""
-        if not isinstance(text, str):
-            raise TypeError(f"`text` must be a string; received {type(text).__name__}.")
-        if maxlen is not None and (not isinstance(maxlen, int) or maxlen < 2):
-            raise ValueError(f"`maxlen` must be an integer >= 2 ([CLS] and [SEP]); received "
-                             f"{maxlen!r}.")
-        missing = [t for t in ("[CLS]", "[SEP]") if t not in self.token_dict]
-        if missing:
-            raise ValueError(f"The vocabulary lacks {missing}, which every encoded text "
-                             f"starts or ends with.")
-        tokens = ["[CLS]", *self._tokenize(text), "[SEP]"]
-        if maxlen is not None:
-            truncate(tokens, maxlen)
-        return tokens
-
     def _tokenize(self, text):
+        parts = self._special_pattern.split(text) if self._special_pattern else [text]
         tokens = []
         # Odd parts are special tokens written in the text.
-        for index, part in enumerate(self._special_pattern.split(text)):
+        for index, part in enumerate(parts):
             if index % 2:
                 tokens.append(part)
-            elif self._fast is not None:
-                tokens += self._fast.encode(part, add_special_tokens=False).tokens
+            elif self._pre_tokenize is None:
+                tokens += self._word_tokens(part)
             else:
-                for word in self._basic_words(part):
-                    tokens.extend(self._word_pieces(word))
+                # bert4keras lower-cases before splitting, so the words match the vocabulary.
+                if self.do_lower_case:
+                    part = lower_case(part)
+                for word in self._pre_tokenized(part):
+                    tokens += [word] if word in self.token_dict else self._word_tokens(word)
         return tokens
+
+    def _word_tokens(self, text):
+        """Basic splitting, then WordPiece (both in Rust with `fast=True`)."""
+        if self._fast is not None:
+            return self._fast.encode(text, add_special_tokens=False).tokens
+        return [piece for word in self._basic_words(text) for piece in self._word_pieces(word)]
 
     def _basic_words(self, text):
         spaced = []
@@ -236,64 +400,25 @@ class Tokenizer:
             raise ValueError(f"Token {token!r} is not in the vocabulary, which has no [UNK].")
         return index
 
-    def tokens_to_ids(self, tokens):
-        return [self.token_to_id(token) for token in tokens]
-
-    def ids_to_tokens(self, ids):
+    def id_to_token(self, i):
         try:
-            return [self.id_to_token[int(index)] for index in ids]
-        except KeyError as error:
-            raise ValueError(f"Token id {error.args[0]} is not in the vocabulary (ids "
-                             f"{min(self.id_to_token)} to {max(self.id_to_token)}).") from None
-
-    def encode(self, first_text, second_text=None, maxlen=None, pattern="S*E*E",
-               truncate_from="right"):
-        """(token_ids, segment_ids) of `[CLS] first [SEP] second [SEP]` (`pattern='S*E*E'`)
-        or `[CLS] first [SEP] [CLS] second [SEP]` (`'S*ES*E'`), as bert4keras.
-
-        Texts may also be given as token lists (with their `[CLS]` and `[SEP]`). With `maxlen`,
-        one token at a time is removed from the longer text (the second counted with its
-        `[CLS]`, as bert4keras does), at its end before `[SEP]` (`truncate_from='right'`),
-        after `[CLS]` (`'left'`), or at the index `truncate_from`.
-        """
-        if pattern not in ("S*E*E", "S*ES*E"):
-            raise ValueError(f"`pattern` must be 'S*E*E' or 'S*ES*E'; received {pattern!r}.")
-        index = {"right": -2, "left": 1}.get(truncate_from, truncate_from)
-        if not isinstance(index, int):
-            raise ValueError("`truncate_from` must be 'right', 'left' or an index; received "
-                             f"{truncate_from!r}.")
-        first = self._tokens_of(first_text, "first_text")
-        second = [] if second_text is None else self._tokens_of(second_text, "second_text")
-        # [CLS] [SEP], then the second text's [SEP] (and [CLS] with 'S*ES*E').
-        shortest = 2 + (bool(second) and (1 if pattern == "S*E*E" else 2))
-        if maxlen is not None and (not isinstance(maxlen, int) or maxlen < shortest):
-            raise ValueError(f"`maxlen` must be an integer >= {shortest} (the special tokens "
-                             f"of pattern {pattern!r}); received {maxlen!r}.")
-        if maxlen is not None:
-            # Both texts keep their [CLS] while truncating; 'S*E*E' drops the second's after.
-            truncate_sequences(maxlen + (pattern == "S*E*E" and bool(second)), index, first,
-                               second)
-        if pattern == "S*E*E":
-            second = second[1:]
-        return (self.tokens_to_ids(first + second),
-                [0] * len(first) + [1] * len(second))
-
-    def _tokens_of(self, text, name):
-        if isinstance(text, str):
-            return self.tokenize(text)
-        if isinstance(text, (list, tuple)) and all(isinstance(t, str) for t in text):
-            return list(text)
-        raise TypeError(f"`{name}` must be a string or a list of tokens; received "
-                        f"{type(text).__name__}.")
+            return self._token_dict_inv[int(i)]
+        except KeyError:
+            raise ValueError(f"Token id {int(i)} is not in the vocabulary (ids "
+                             f"{min(self._token_dict_inv)} to {max(self._token_dict_inv)})."
+                             ) from None
 
     def decode(self, ids, tokens=None):
-        """Readable text, as bert4keras writes it: special tokens dropped, '##' pieces
+        """Readable text, as bert4keras writes it: `token_translate` undone, special tokens
+        (the reserved ones, the start and end tokens) dropped, '##' pieces
         joined, CJK characters without spaces, a space after punctuation except CJK
         punctuation and opening brackets/operators, English contractions and decimals
         rejoined. `tokens` may be given instead of `ids`."""
         text = ""
-        for token in tokens if tokens is not None else self.ids_to_tokens(ids):
-            if token in RESERVED_TOKENS or not token:
+        if tokens is None:
+            tokens = self.ids_to_tokens(ids)
+        for token in self._untranslated(tokens):
+            if token in self._special_tokens or not token:
                 continue
             if token.startswith("##"):
                 text += token[2:]
@@ -314,8 +439,8 @@ class Tokenizer:
         return text.strip()
 
     def rematch(self, text, tokens):
-        """For each token, the indices of the characters of `text` it came from ([] for special
-        tokens and [UNK])."""
+        """For each token (of `tokenize(text)`, translated or not), the indices of the
+        characters of `text` it came from ([] for special tokens and [UNK])."""
         normalized, origin = "", []
         for index, char in enumerate(text):
             if self.do_lower_case:
@@ -324,8 +449,8 @@ class Tokenizer:
             normalized += char
             origin.extend([index] * len(char))
         mapping, offset = [], 0
-        for token in tokens:
-            if token in RESERVED_TOKENS:
+        for token in self._untranslated(tokens):
+            if token in self._special_tokens:
                 mapping.append([])
                 continue
             piece = token[2:] if token.startswith("##") else token
@@ -339,18 +464,78 @@ class Tokenizer:
         return mapping
 
 
+class SpTokenizer(TokenizerBase):
+    """A SentencePiece model (a `.model` file) with bert4keras's tokenizer API.
+
+    `token_start`, `token_end` (default `[CLS]`, `[SEP]`: ALBERT's pieces; T5 models take
+    `token_start=None, token_end='</s>'`), `pre_tokenize` (its words are joined by spaces
+    before SentencePiece runs) and `token_translate` as in `TokenizerBase`. Unknown pieces get
+    the model's unk id; `_token_pad` / `_token_unk` are the model's pad and unk pieces (the pad
+    is None in a model trained without one). `id_to_token` gives '' past the model's pieces
+    (some checkpoints have more embedding rows), as bert4keras.
+
+    Example:
+    ```python
+    tokenizer = SpTokenizer("spiece.model", token_start=None, token_end="</s>")
+    token_ids, _ = tokenizer.encode("translate English to German: hello", maxlen=64)
+    tokenizer.decode(token_ids)
+    ```
+    """
+
+    def __init__(self, sp_model_path, **kwargs):
+        super().__init__(**kwargs)
+        try:
+            import sentencepiece
+        except ImportError as error:
+            raise ImportError("`SpTokenizer` needs the `sentencepiece` package: "
+                              "pip install sentencepiece") from error
+        if not os.path.isfile(sp_model_path):
+            raise FileNotFoundError(f"SentencePiece model file not found: {sp_model_path}")
+        self.sp_model = sentencepiece.SentencePieceProcessor()
+        try:
+            self.sp_model.Load(os.fspath(sp_model_path))
+        except (OSError, RuntimeError) as error:
+            raise ValueError(f"{sp_model_path} is not a SentencePiece model file: "
+                             f"{error}") from error
+        self._vocab_size = self.sp_model.get_piece_size()
+        pad_id = self.sp_model.pad_id()
+        # -1 when the model was trained without a pad piece.
+        self._token_pad = self.sp_model.id_to_piece(pad_id) if pad_id >= 0 else None
+        self._token_unk = self.sp_model.id_to_piece(self.sp_model.unk_id())
+        self._set_special_ids()
+
+    def _piece_id(self, token):
+        index = self.sp_model.piece_to_id(token)
+        # SentencePiece answers an unknown piece with the unk id.
+        return index if self.sp_model.id_to_piece(index) == token else None
+
+    def _tokenize(self, text):
+        if self._pre_tokenize is not None:
+            text = " ".join(self._pre_tokenized(text))
+        return self.sp_model.encode_as_pieces(text)
+
+    def token_to_id(self, token):
+        return self.sp_model.piece_to_id(token)
+
+    def id_to_token(self, i):
+        index = int(i)
+        if index < 0:
+            raise ValueError(f"Token id {index} is negative; ids are 0 to "
+                             f"{self._vocab_size - 1}.")
+        return self.sp_model.id_to_piece(index) if index < self._vocab_size else ""
+
+    def decode(self, ids):
+        """Text of the ids, with `token_translate` undone, written back by SentencePiece
+        (control pieces such as `</s>` dropped, unknown ones as ' ⁇ ')."""
+        return self.sp_model.decode_pieces(self._untranslated(self.ids_to_tokens(ids)))
+
+
 def lower_case(text):
     """Accents stripped (NFD, marks dropped), then each character lower-cased on its own, as
     the reference does (so a word-final Greek sigma stays 'σ')."""
     stripped = "".join(c for c in unicodedata.normalize("NFD", text)
                        if unicodedata.category(c) != "Mn")
     return "".join(c.lower() for c in stripped)
-
-
-def truncate(tokens, maxlen):
-    """Removes tokens before the final one ([SEP]) until at most `maxlen` remain."""
-    while len(tokens) > maxlen:
-        tokens.pop(-2)
 
 
 def truncate_sequences(maxlen, indices, *sequences):
