@@ -1,7 +1,8 @@
 """Batches for training: padding, bert4keras's DataGenerator, a process-safe PyDataset source
-and `parallel_apply`.
+and `parallel_apply` / `parallel_apply_generator`.
 
-Source: bert4keras's `snippets.DataGenerator` and `parallel_apply`, and the post "让Keras更酷一些！"
+Source: bert4keras's `snippets.DataGenerator`, `parallel_apply` and `parallel_apply_generator`
+(https://github.com/bojone/bert4keras), and the post "让Keras更酷一些！"
 (https://kexue.fm/archives/6575) on process-safe generators."""
 import collections
 import concurrent.futures
@@ -394,15 +395,24 @@ def _run_in_worker(item):
     return _worker_function(item)
 
 
-def parallel_apply(func, iterable, workers, max_queue_size, callback=None, dummy=False,
-                   random_seeds=True, ordered=True):
-    """Applies `func` to every item with `workers` processes (threads if `dummy`).
+def parallel_apply_generator(func, iterable, workers, max_queue_size, dummy=False,
+                             random_seeds=True, ordered=False):
+    """Yields `(index, func(item))` for every item of `iterable`, computed by `workers`
+    processes (threads if `dummy`), as bert4keras's.
 
-    At most `max_queue_size` items are in flight. Returns the list of results, or passes each
-    result to `callback` and returns None. `random_seeds`: True gives each process worker its
-    own NumPy seed from fresh entropy, a list gives explicit seeds, False leaves them alone.
-    An exception in `func` (or a crashed worker) is raised here, never a hang. Processes are
-    forked, so `func` may be a closure; items and results must be picklable.
+    Results come as they are done, so not necessarily in input order; `ordered=True` yields
+    them in input order. At most `max_queue_size` items are in flight, and items are read from
+    `iterable` only as results are taken, so it may be endless. `random_seeds`: True gives each
+    process worker its own NumPy seed from fresh entropy, a list gives explicit seeds, False
+    leaves them alone. An exception in `func` (or a crashed worker) is raised here, never a
+    hang; closing the generator early stops the workers. Processes are forked, so `func` may
+    be a closure; items and results must be picklable.
+
+    Example:
+    ```python
+    for index, tokens in parallel_apply_generator(tokenizer.encode, texts, 4, 100):
+        ...
+    ```
     """
     if workers < 1 or max_queue_size < 1:
         raise ValueError(f"`workers` and `max_queue_size` must be >= 1; received {workers} "
@@ -426,28 +436,47 @@ def parallel_apply(func, iterable, workers, max_queue_size, callback=None, dummy
         )
         call = _run_in_worker
 
-    results = [] if callback is None else None
-    emit = results.append if callback is None else callback
-    pending = collections.deque()
+    pending = collections.deque()  # (index, future), in input order
     try:
-        for item in iterable:
-            pending.append(executor.submit(call, item))
+        for index, item in enumerate(iterable):
+            pending.append((index, executor.submit(call, item)))
             while len(pending) >= max_queue_size:
-                _drain_one(pending, ordered, emit)
+                yield from _take_done(pending, ordered)
         while pending:
-            _drain_one(pending, ordered, emit)
+            yield from _take_done(pending, ordered)
     finally:
-        for future in pending:
+        for _, future in pending:
             future.cancel()
         executor.shutdown(wait=True, cancel_futures=True)
+
+
+def parallel_apply(func, iterable, workers, max_queue_size, callback=None, dummy=False,
+                   random_seeds=True, ordered=True, unordered=None):
+    """Applies `func` to every item with `workers` processes (threads if `dummy`).
+
+    `parallel_apply_generator` underneath, whose arguments it shares. Returns the list of
+    results (in input order unless `ordered=False`), or passes each result to `callback` and
+    returns None. `unordered` is bert4keras's name for `not ordered` and wins when given.
+    """
+    if unordered is not None:
+        ordered = not unordered
+    results = [] if callback is None else None
+    emit = results.append if callback is None else callback
+    for _, result in parallel_apply_generator(func, iterable, workers, max_queue_size, dummy,
+                                              random_seeds, ordered):
+        emit(result)
     return results
 
 
-def _drain_one(pending, ordered, emit):
+def _take_done(pending, ordered):
+    """Yields `(index, result)` for the first pending item (`ordered`) or for every one done,
+    waiting for at least one."""
     if ordered:
-        emit(pending.popleft().result())
+        index, future = pending.popleft()
+        yield index, future.result()
         return
-    done, _ = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
-    for future in done:
-        pending.remove(future)
-        emit(future.result())
+    concurrent.futures.wait([future for _, future in pending],
+                            return_when=concurrent.futures.FIRST_COMPLETED)
+    for entry in [entry for entry in pending if entry[1].done()]:
+        pending.remove(entry)
+        yield entry[0], entry[1].result()

@@ -1,9 +1,16 @@
 """Losses (keras.ops only): sequence-to-sequence cross entropy for language-model heads, focal
-loss and soft truncation for classifiers.
+loss and soft truncation for classifiers, and the multi-label "softmax + cross entropy".
 
 Sources: "Focal Loss for Dense Object Detection" (Lin et al., 2017,
 https://arxiv.org/abs/1708.02002) and the post "文本情感分类（四）：更好的损失函数"
-(https://kexue.fm/archives/4733) for the hard truncation and its softened form."""
+(https://kexue.fm/archives/4733) for the hard truncation and its softened form; the posts
+"将“softmax+交叉熵”推广到多标签分类问题" (https://kexue.fm/archives/7359), "多标签“Softmax+交叉熵”的
+软标签版本" (https://kexue.fm/archives/9064) and "GPLinker：基于GlobalPointer的实体关系联合抽取"
+(https://kexue.fm/archives/8888, the sparse form) for the multi-label losses, which are
+bert4keras's `backend.multilabel_categorical_crossentropy` and
+`sparse_multilabel_categorical_crossentropy` (https://github.com/bojone/bert4keras)."""
+import math
+
 import keras
 from keras import ops
 
@@ -179,3 +186,71 @@ class SparseCategoricalSoftTruncationLoss(_ConfigurableLoss):
         weights = ops.softmax(-self.k * logits, axis=-1)
         labels = ops.expand_dims(ops.cast(y_true, "int32"), -1)
         return -ops.squeeze(ops.take_along_axis(weights, labels, axis=-1), -1) * log_p
+
+
+def _float_for_loss(x):
+    """`x` as a float tensor of at least 32 bits (half precision would overflow `exp`)."""
+    x = ops.convert_to_tensor(x)
+    if keras.backend.standardize_dtype(x.dtype) == "float64":
+        return x
+    return ops.cast(x, "float32")
+
+
+def _logsumexp_with_zero(x):
+    """`log(1 + sum(exp(x), axis=-1))`: the log-sum-exp of `x` with a 0 logit appended."""
+    return ops.logsumexp(ops.concatenate([x, ops.zeros_like(x[..., :1])], axis=-1), axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="bert4keras_ext")
+def multilabel_categorical_crossentropy(y_true, y_pred):
+    """Multi-label "softmax + cross entropy": `log(1 + sum_neg e^s) + log(1 + sum_pos e^-s)`.
+
+    `y_true` and `y_pred` have one shape `[..., classes]`; `y_true` holds 0/1 labels, or soft
+    labels in [0, 1] (each class then counts as positive with weight `y` and negative with
+    weight `1 - y`); `y_pred` holds logits with no activation, and a class is predicted when
+    its logit is > 0. Logits equal to `-inf` mark classes left out (a positive one included).
+    Returns one loss per row (`[...]`), so it works as a Keras loss:
+    `model.compile(loss=multilabel_categorical_crossentropy)`.
+    """
+    y_pred = _float_for_loss(y_pred)
+    y_true = ops.cast(y_true, y_pred.dtype)
+    minus_infinity = ops.full_like(y_pred, -math.inf)
+    present = ops.not_equal(y_pred, minus_infinity)
+    # log(1 - y) and log(y) weigh each class as a negative and as a positive; the -inf of a
+    # hard 0 removes the class from that sum. `where` keeps -inf logits from turning into +inf.
+    negatives = y_pred + ops.log(1.0 - y_true)
+    positives = ops.where(present, -y_pred, minus_infinity) + ops.log(y_true)
+    return _logsumexp_with_zero(negatives) + _logsumexp_with_zero(positives)
+
+
+@keras.saving.register_keras_serializable(package="bert4keras_ext")
+def sparse_multilabel_categorical_crossentropy(y_true, y_pred, mask_zero=False, epsilon=1e-7,
+                                               infinity=1e12):
+    """`multilabel_categorical_crossentropy` with the positive classes given by index.
+
+    `y_true` is `[..., positives]` class indices, `y_pred` is `[..., classes]` logits. The
+    negative part `log(1 + sum_neg e^s)` is computed as `log(1 + sum_all e^s)` plus
+    `log(1 - sum_pos e^s / (1 + sum_all e^s))`, so the cost grows with the number of positives
+    only; the second factor is clipped to `[epsilon, 1]`. `mask_zero=True` reserves class 0 for
+    padding: indices 0 in `y_true` are ignored and class 0 is never scored. `infinity` stands in
+    for an infinite logit there (1e12 keeps the gradients finite; bert4keras 0.11.5 used
+    `inf`, which gives the same losses). An index equal to `classes` picks a logit of 0.
+    """
+    y_pred = _float_for_loss(y_pred)
+    y_true = ops.cast(y_true, "int32")
+    zero = ops.zeros_like(y_pred[..., :1])
+    y_pred = ops.concatenate([y_pred, zero], axis=-1)  # the 1 of `1 + sum`, at index `classes`
+    if mask_zero:
+        # Class 0 as +infinity: padded positives drop out of sum(e^-s); as -infinity below:
+        # they and class 0 drop out of the other sums.
+        y_pred_for_positives = ops.concatenate([zero + infinity, y_pred[..., 1:]], axis=-1)
+        y_pred = ops.concatenate([zero - infinity, y_pred[..., 1:]], axis=-1)
+    else:
+        y_pred_for_positives = y_pred
+    positive_logits = ops.take_along_axis(y_pred_for_positives, y_true, axis=-1)
+    positive_loss = _logsumexp_with_zero(-positive_logits)
+    all_loss = ops.logsumexp(y_pred, axis=-1)
+    positive_share = ops.logsumexp(ops.take_along_axis(y_pred, y_true, axis=-1), axis=-1)
+    # 1 - e^(positive_share - all_loss), written with expm1 for accuracy near 0.
+    negative_share = ops.clip(-ops.expm1(positive_share - all_loss), epsilon, 1.0)
+    return positive_loss + all_loss + ops.log(negative_share)

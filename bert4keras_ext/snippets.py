@@ -1,24 +1,56 @@
 """bert4keras's `snippets` names, so `from bert4keras.snippets import ...` becomes
 `from bert4keras_ext.snippets import ...`.
 
-Most live in their own modules (`data`, `decoding`, `tokenizers`); this module adds the small
-helpers bert4keras scripts call: `to_array`, `text_segmentate`, `is_string`.
+Most live in their own modules (`data`, `decoding`, `tokenizers`, `text`, `serving`); this
+module adds the small helpers bert4keras scripts call: `to_array`, `text_segmentate`,
+`is_string`, the `insert_arguments` / `delete_arguments` decorators and `orthogonally_resize`
+(https://github.com/bojone/bert4keras, `bert4keras/snippets.py`). `open` is
+`bert4keras_ext.text.IndexableFile`; `uniout` is a module that does nothing on Python 3.
 """
+import functools
+
 import numpy as np
 
-from bert4keras_ext.data import DataGenerator, parallel_apply, sequence_padding
+from bert4keras_ext import uniout  # noqa: F401  (bert4keras's Python 2 import, a no-op)
+from bert4keras_ext.data import (
+    DataGenerator,
+    parallel_apply,
+    parallel_apply_generator,
+    sequence_padding,
+)
 from bert4keras_ext.decoding import AutoRegressiveDecoder
+from bert4keras_ext.serving import WebServing
+from bert4keras_ext.text import (
+    IndexableFile,
+    longest_common_subsequence,
+    longest_common_substring,
+    string_matching,
+    strQ2B,
+)
 from bert4keras_ext.tokenizers import truncate_sequences
+
+open = IndexableFile  # noqa: A001  (bert4keras's name, shadowing the builtin as it did)
 
 __all__ = [
     "AutoRegressiveDecoder",
     "DataGenerator",
+    "WebServing",
+    "delete_arguments",
+    "insert_arguments",
     "is_string",
+    "longest_common_subsequence",
+    "longest_common_substring",
+    "open",
+    "orthogonally_resize",
     "parallel_apply",
+    "parallel_apply_generator",
     "sequence_padding",
+    "strQ2B",
+    "string_matching",
     "text_segmentate",
     "to_array",
     "truncate_sequences",
+    "uniout",
 ]
 
 
@@ -59,3 +91,72 @@ def text_segmentate(text, maxlen, seps="\n", strips=None):
     if current:
         pieces += text_segmentate(current, maxlen, finer, strips)
     return pieces
+
+
+def insert_arguments(**arguments):
+    """Decorator for a method (usually `__init__`): adds keyword arguments with defaults,
+    stored as attributes of the instance before the method runs.
+
+    Example:
+    ```python
+    class Scaled(keras.layers.Layer):
+        @insert_arguments(scale=1.0)
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)  # self.scale is already set
+    ```
+    """
+    def decorator(method):
+        @functools.wraps(method)
+        def with_arguments(self, *args, **kwargs):
+            for name, default in arguments.items():
+                setattr(self, name, kwargs.pop(name, default))
+            return method(self, *args, **kwargs)
+
+        return with_arguments
+
+    return decorator
+
+
+def delete_arguments(*arguments):
+    """Decorator for a method (usually `__init__`): refuses the keyword arguments `arguments`
+    (a TypeError naming the class and the argument), e.g. ones a subclass fixes itself."""
+    def decorator(method):
+        @functools.wraps(method)
+        def without_arguments(self, *args, **kwargs):
+            for name in arguments:
+                if name in kwargs:
+                    raise TypeError(f"{type(self).__name__} got an unexpected keyword "
+                                    f"argument '{name}'")
+            return method(self, *args, **kwargs)
+
+        return without_arguments
+
+    return decorator
+
+
+def orthogonally_resize(a, new_shape, window=2):
+    """Resizes the array `a` to `new_shape`, keeping its Frobenius norm, as bert4keras's.
+
+    An axis that grows repeats each block of `window` consecutive entries `k = ceil(new/old)`
+    times in place (so its size must be a multiple of `window`), then keeps the first `new`
+    entries; an axis that shrinks keeps its first entries. The result is rescaled to the norm
+    of `a`. When an axis grows by a whole factor `k`, the vectors along the other axes keep
+    their inner products up to the common factor `k` (orthogonal ones stay orthogonal), which
+    suits initializing a larger model from a smaller one's weights.
+    """
+    a = np.asarray(a)
+    if a.ndim != len(new_shape):
+        raise ValueError(f"`new_shape` must have one size per axis of `a` ({a.ndim}); "
+                         f"received {tuple(new_shape)}.")
+    norm = np.linalg.norm(a)
+    for axis, (old, new) in enumerate(zip(a.shape, new_shape)):
+        repeats = -(-new // old)
+        if repeats > 1:
+            if old % window:
+                raise ValueError(f"Axis {axis} of `a` has {old} entries, not a multiple of "
+                                 f"`window`={window}, so it cannot grow to {new}.")
+            blocks = a.reshape(a.shape[:axis] + (old // window, window) + a.shape[axis + 1:])
+            a = np.repeat(blocks, repeats, axis=axis).reshape(
+                a.shape[:axis] + (old * repeats,) + a.shape[axis + 1:])
+    a = a[tuple(slice(new) for new in new_shape)]
+    return a / np.linalg.norm(a) * norm
