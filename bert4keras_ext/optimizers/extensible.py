@@ -11,8 +11,10 @@ the replica context, `update_step` under the cross-replica one). One update step
 2. `_accumulate` may replace the gradient (buffered accumulation gives the cycle's mean and
    runs the rule only on the cycle's last micro-step);
 3. the optimizer's rule, `update_rule`, runs; for a Keras optimizer that is its `update_step`;
-4. on real updates only, `_decay` and `_adapt` may change the new parameter value (weight
-   decay, layer adaptation), and `_after_update` may record it (EMA).
+4. on real updates only, the new parameter value may be changed by `_decay` (weight decay),
+   `_adapt` (layer adaptation), `_scale` (parameter-wise learning rates), `_mask` (lazy
+   updates, which see the gradient the rule used) and `_look_ahead` (Lookahead's slow
+   weights), in that order, and `_after_update` may record it (EMA).
 
 Conditional writes go through `_when(condition, update)`: on TensorFlow a `keras.ops.cond` for
 the micro-steps an accumulation cycle skips, so skipped work costs nothing; otherwise (and on
@@ -38,12 +40,34 @@ def matches_any(path, patterns):
     return any(re.search(pattern, path) for pattern in patterns or ())
 
 
+def as_patterns(value, argument):
+    """The regular expressions of a pattern argument as a list: None gives none, one string
+    is one pattern (not its characters), otherwise an iterable of strings."""
+    if value is None:
+        return []
+    patterns = [value] if isinstance(value, str) else value
+    try:
+        patterns = list(patterns)
+    except TypeError:
+        patterns = None
+    if patterns is None or not all(isinstance(pattern, str) for pattern in patterns):
+        raise TypeError(f"`{argument}` must be a regular expression or a list of them; "
+                        f"received {value!r}.")
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ValueError(f"`{argument}` holds {pattern!r}, which is not a regular "
+                             f"expression ({error}).") from None
+    return patterns
+
+
 class Extensible:
     """Mixin placed before a Keras optimizer class; see the module docstring."""
 
     # Micro-steps per real update: set by gradient accumulation, buffered or in the momentum.
     grad_accum_steps = 1
-    # Whether `_decay` or `_adapt` are active, so the old parameter value must be kept.
+    # Whether a hook changes the new parameter value, so the old one must be kept.
     _adjusts_parameters = False
 
     def __init__(self, *args, **kwargs):
@@ -103,16 +127,31 @@ class Extensible:
         old = ops.copy(variable) if self._adjusts_parameters else None
 
         cycling = self.grad_accum_steps > 1
+        if rule_condition is real_update:
+            # One gate for the rule and what follows it, so that the finishing hooks see the
+            # gradient the rule used (the cycle's mean under buffered accumulation).
+            def rule_and_finish():
+                rule_gradient = gradient_fn()
+                self.update_rule(rule_gradient, variable, learning_rate)
+                self._finish_update(old, rule_gradient, variable, learning_rate)
+
+            self._when(real_update, rule_and_finish, often_false=cycling)
+            return
+        # The rule runs on micro-steps that are not real updates (accumulation in its state).
         self._when(rule_condition, lambda: self.update_rule(gradient_fn(), variable, learning_rate),
                    often_false=cycling)
-        self._when(real_update, lambda: self._finish_update(old, variable, learning_rate),
+        self._when(real_update, lambda: self._finish_update(old, None, variable, learning_rate),
                    often_false=cycling)
 
-    def _finish_update(self, old, variable, learning_rate):
+    def _finish_update(self, old, gradient, variable, learning_rate):
+        """The hooks of a real update; `gradient` is the rule's, or None where the rule saw
+        only micro-steps."""
         if self._adjusts_parameters:
             index = self._get_variable_index(variable)
             new = self._decay(old, ops.convert_to_tensor(variable), learning_rate, index)
-            self.assign(variable, self._adapt(old, new, learning_rate, index))
+            new = self._adapt(old, new, learning_rate, index)
+            new = self._mask(old, self._scale(old, new, index), gradient, index)
+            self.assign(variable, self._look_ahead(old, new, index))
         self._after_update(variable)
 
     # Conditional execution of state writes.
@@ -150,6 +189,15 @@ class Extensible:
         return new
 
     def _adapt(self, old, new, learning_rate, index):
+        return new
+
+    def _scale(self, old, new, index):
+        return new
+
+    def _mask(self, old, new, gradient, index):
+        return new
+
+    def _look_ahead(self, old, new, index):
         return new
 
     def _after_update(self, variable):

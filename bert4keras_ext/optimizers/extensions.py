@@ -2,16 +2,19 @@
 (bert4keras's `optimizers.extend_with_*`, https://github.com/bojone/bert4keras; decoupled
 weight decay from "Decoupled Weight Decay Regularization", https://arxiv.org/abs/1711.05101;
 layer adaptation from LAMB, "Large Batch Optimization for Deep Learning: Training BERT in 76
-minutes", https://arxiv.org/abs/1904.00962):
+minutes", https://arxiv.org/abs/1904.00962; Lookahead from "Lookahead Optimizer: k steps
+forward, 1 step back", https://arxiv.org/abs/1907.08610; lazy updates from the post
+"Keras实现两个优化器：Lookahead和LazyOptimizer", https://kexue.fm/archives/6869):
 
     Optimizer = extend_with_exponential_moving_average(
         extend_with_gradient_accumulation(keras.optimizers.Lamb))
     optimizer = Optimizer(learning_rate=1e-3, grad_accum_steps=4, ema_momentum=0.999)
 
 The features only fill hooks of the shared `Extensible` pipeline, which gates all of them on
-real updates, so any combination in any order behaves alike: weight decay, then layer
-adaptation, then the EMA, once per real update. `extend_with_*` therefore returns one
-class per (base optimizer, set of features), whatever the order of the calls, named e.g.
+real updates, so any combination in any order behaves alike: weight decay, layer adaptation,
+parameter-wise learning rates, lazy rows, Lookahead, then the EMA, once per real update.
+`extend_with_*` therefore returns one class per (base optimizer, set of features), whatever
+the order of the calls, named e.g.
 `AdamWithWeightDecayAndExponentialMovingAverage` (`KerasAdamWith...` for Keras's Adam). Those
 classes are registered when `bert4keras_ext.optimizers` is imported, for this package's
 optimizers and Keras's, so a `.keras` file saved with any of them loads in a new process
@@ -20,13 +23,20 @@ argument) is a subclass of that name: loading it needs the same call first.
 """
 import contextlib
 import functools
+import gc
 import itertools
 
 import keras
 import numpy as np
 from keras import ops
 
-from bert4keras_ext.optimizers.extensible import Extensible, check_grad_accum_steps, matches_any
+from bert4keras_ext.backend import check_positive_int
+from bert4keras_ext.optimizers.extensible import (
+    Extensible,
+    as_patterns,
+    check_grad_accum_steps,
+    matches_any,
+)
 from bert4keras_ext.optimizers.schedules import PiecewiseLinearSchedule
 
 
@@ -93,9 +103,10 @@ class WeightDecay(Extensible):
             raise ValueError(
                 f"`weight_decay_rate` must be >= 0; received {weight_decay_rate!r}."
             )
+        patterns = as_patterns(exclude_from_weight_decay, "exclude_from_weight_decay")
         super().__init__(*args, **kwargs)
         self.weight_decay_rate = weight_decay_rate
-        self.exclude_from_weight_decay = list(exclude_from_weight_decay or [])
+        self.exclude_from_weight_decay = patterns
 
     def _decay(self, old, new, learning_rate, index):
         new = super()._decay(old, new, learning_rate, index)
@@ -120,8 +131,9 @@ class LayerAdaptation(Extensible):
     _adjusts_parameters = True
 
     def __init__(self, *args, exclude_from_layer_adaptation=None, **kwargs):
+        patterns = as_patterns(exclude_from_layer_adaptation, "exclude_from_layer_adaptation")
         super().__init__(*args, **kwargs)
-        self.exclude_from_layer_adaptation = list(exclude_from_layer_adaptation or [])
+        self.exclude_from_layer_adaptation = patterns
 
     def _adapt(self, old, new, learning_rate, index):
         new = super()._adapt(old, new, learning_rate, index)
@@ -266,8 +278,153 @@ class PiecewiseLinearLearningRate:
         return config
 
 
+class ParameterWiseLearningRate(Extensible):
+    """bert4keras's parameter-wise learning rates: `paramwise_lr_schedule={pattern: multiplier}`
+    multiplies the whole update of every variable whose path matches `pattern` (a regular
+    expression, e.g. `{'Embedding': 0.1, 'Transformer-11': 2.0}`) by `multiplier`; a variable
+    matching several patterns takes their product. The multiplier acts on the rule's step
+    with its weight decay and layer adaptation, as a learning rate for that variable would;
+    the optimizer's state is that of the unscaled rule.
+    """
+
+    _adjusts_parameters = True
+
+    def __init__(self, *args, paramwise_lr_schedule=None, **kwargs):
+        schedule = _multipliers(paramwise_lr_schedule)
+        super().__init__(*args, **kwargs)
+        self.paramwise_lr_schedule = schedule
+
+    def lr_multiplier(self, path):
+        """The product of the multipliers whose pattern matches the variable path."""
+        multiplier = 1.0
+        for pattern, factor in self.paramwise_lr_schedule.items():
+            if matches_any(path, [pattern]):
+                multiplier *= factor
+        return multiplier
+
+    def _scale(self, old, new, index):
+        new = super()._scale(old, new, index)
+        multiplier = self.lr_multiplier(self._trainable_variables[index].path)
+        return new if multiplier == 1.0 else old + (new - old) * multiplier
+
+    def get_config(self):
+        config = super().get_config()
+        config["paramwise_lr_schedule"] = dict(self.paramwise_lr_schedule)
+        return config
+
+
+def _multipliers(schedule):
+    """`paramwise_lr_schedule` checked: {regular expression: finite multiplier >= 0}."""
+    if schedule is None:
+        return {}
+    if not isinstance(schedule, dict):
+        raise TypeError("`paramwise_lr_schedule` must be a {pattern: multiplier} dict; "
+                        f"received {schedule!r}.")
+    as_patterns(list(schedule), "paramwise_lr_schedule")
+    for pattern, multiplier in schedule.items():
+        if (isinstance(multiplier, bool) or not isinstance(multiplier, (int, float))
+                or not 0 <= multiplier < float("inf")):
+            raise ValueError(f"`paramwise_lr_schedule` multipliers must be finite numbers >= 0; "
+                             f"received {multiplier!r} for {pattern!r}.")
+    return {pattern: float(multiplier) for pattern, multiplier in schedule.items()}
+
+
+class LazyOptimization(Extensible):
+    """bert4keras's lazy updates, meant for embeddings: in a variable whose path matches
+    `include_in_lazy_optimization`, a row (the entries sharing all indices but the last: one
+    token's vector) whose gradient is zero keeps its value, whatever momentum, weight decay or
+    parameter-wise rate would move it. As in bert4keras only the parameter is held: the
+    optimizer's moments decay as usual. Under buffered accumulation the gradient is the
+    cycle's, so a row used by any micro-step moves.
+    """
+
+    _adjusts_parameters = True
+
+    def __init__(self, *args, include_in_lazy_optimization=None, **kwargs):
+        patterns = as_patterns(include_in_lazy_optimization, "include_in_lazy_optimization")
+        super().__init__(*args, **kwargs)
+        if patterns and self._accumulates_in_rule:
+            raise ValueError(
+                "`include_in_lazy_optimization` needs the gradient of a whole accumulation "
+                f"cycle, which {type(self).__name__} never sees with grad_accum_steps="
+                f"{self.grad_accum_steps} (it accumulates in its moments): accumulate with "
+                "extend_with_gradient_accumulation instead.")
+        self.include_in_lazy_optimization = patterns
+
+    def _mask(self, old, new, gradient, index):
+        new = super()._mask(old, new, gradient, index)
+        if not matches_any(self._trainable_variables[index].path,
+                           self.include_in_lazy_optimization):
+            return new
+        used = ops.not_equal(gradient, 0)
+        if len(used.shape):
+            used = ops.any(used, axis=-1, keepdims=True)
+        return ops.where(used, new, old)
+
+    def get_config(self):
+        config = super().get_config()
+        config["include_in_lazy_optimization"] = self.include_in_lazy_optimization
+        return config
+
+
+class Lookahead(Extensible):
+    """Lookahead ("Lookahead Optimizer: k steps forward, 1 step back",
+    https://arxiv.org/abs/1907.08610): every `steps_per_slow_update` (k) real updates the
+    slow weights `phi`, the weights at the start of those k updates, move towards the fast
+    weights `theta` the wrapped optimizer reached, and the fast weights restart from them:
+    `phi <- phi + slow_step_size * (theta - phi); theta <- phi`.
+
+    The slow weights start as the weights the optimizer is built on, and every cycle starts
+    from the weights the model holds at its first update (so weights loaded between cycles
+    are respected). A variable whose update at the end of a cycle is skipped (non-finite
+    gradient) skips that slow step and starts a new cycle.
+    """
+
+    _adjusts_parameters = True
+
+    def __init__(self, *args, steps_per_slow_update=5, slow_step_size=0.5, **kwargs):
+        check_positive_int(steps_per_slow_update, "steps_per_slow_update")
+        if (isinstance(slow_step_size, bool) or not isinstance(slow_step_size, (int, float))
+                or not 0 < slow_step_size <= 1):
+            raise ValueError(f"`slow_step_size` must be a number in (0, 1]; received "
+                             f"{slow_step_size!r}.")
+        super().__init__(*args, **kwargs)
+        self.steps_per_slow_update = steps_per_slow_update
+        self.slow_step_size = slow_step_size
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        # Initialized with a copy of the weight (on JAX a shared buffer would be donated
+        # twice), by an initializer, which TensorFlow runs once even when building inside a
+        # traced function.
+        self._slow_weights = [
+            self.add_variable_from_reference(
+                v, "slow", initializer=lambda shape, dtype, weight=v: ops.copy(weight))
+            for v in variables]
+
+    def _look_ahead(self, old, new, index):
+        new = super()._look_ahead(old, new, index)
+        k = self.steps_per_slow_update
+        position = self.iterations % k  # of this real update in its cycle
+        starts, ends = ops.equal(position, 0), ops.equal(position, k - 1)
+        slow = self._slow_weights[index]
+        cycle_start = ops.where(starts, old, ops.convert_to_tensor(slow))
+        synced = cycle_start + ops.cast(self.slow_step_size, new.dtype) * (new - cycle_start)
+        self._when(ops.logical_or(starts, ends),
+                   lambda: self.assign(slow, ops.where(ends, synced, old)), often_false=k > 2)
+        return ops.where(ends, synced, new)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"steps_per_slow_update": self.steps_per_slow_update,
+                       "slow_step_size": self.slow_step_size})
+        return config
+
+
 FEATURES = (GradientAccumulation, WeightDecay, LayerAdaptation, ExponentialMovingAverage,
-            PiecewiseLinearLearningRate)
+            PiecewiseLinearLearningRate, ParameterWiseLearningRate, LazyOptimization, Lookahead)
 
 
 def _extend(feature, base, name=None):
@@ -304,10 +461,18 @@ def _named(composed, name):
 
 def _register_compositions(roots):
     """Every feature set on every root, so that saved files find their class."""
-    for root in roots:
-        for count in range(1, len(FEATURES) + 1):
-            for features in itertools.combinations(FEATURES, count):
-                _composed(root, frozenset(features))
+    # Thousands of new classes would trigger collections that walk the whole heap (Keras's
+    # and the backend's) and find no garbage: collection waits until they exist (2-3x faster).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for root in roots:
+            for count in range(1, len(FEATURES) + 1):
+                for features in itertools.combinations(FEATURES, count):
+                    _composed(root, frozenset(features))
+    finally:
+        if collecting:
+            gc.enable()
 
 
 # `name` names the new class, as bert4keras's `extend_with_*(base, name=...)` do.
@@ -335,3 +500,19 @@ def extend_with_piecewise_linear_lr(base, name=None):
     """`base` whose learning rate follows `lr_schedule` (bert4keras's piecewise-linear
     multiplier of the learning rate, by real update)."""
     return _extend(PiecewiseLinearLearningRate, base, name)
+
+
+def extend_with_parameter_wise_lr(base, name=None):
+    """`base` with per-variable learning-rate multipliers (`paramwise_lr_schedule`)."""
+    return _extend(ParameterWiseLearningRate, base, name)
+
+
+def extend_with_lazy_optimization(base, name=None):
+    """`base` whose matching variables (`include_in_lazy_optimization`) change only in the
+    rows their gradient touches."""
+    return _extend(LazyOptimization, base, name)
+
+
+def extend_with_lookahead(base, name=None):
+    """`base` with Lookahead (`steps_per_slow_update`, `slow_step_size`)."""
+    return _extend(Lookahead, base, name)

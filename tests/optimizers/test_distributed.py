@@ -10,6 +10,8 @@ from bert4keras_ext.optimizers import (
     Adam,
     extend_with_exponential_moving_average,
     extend_with_gradient_accumulation,
+    extend_with_lookahead,
+    extend_with_parameter_wise_lr,
 )
 from conftest import mirrored_strategy
 
@@ -43,7 +45,11 @@ OPTIMIZERS = {
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_buffered_accumulation_on_two_replicas_equals_one_big_batch(name):
+    """With Lookahead (a slow step after the second update) and a parameter-wise rate on both
+    sides."""
     base, kwargs = OPTIMIZERS[name]
+    base = extend_with_lookahead(extend_with_parameter_wise_lr(base))
+    kwargs = dict(kwargs, steps_per_slow_update=2, paramwise_lr_schedule={"bias": 2.0})
     Accumulating = extend_with_exponential_moving_average(extend_with_gradient_accumulation(base))
     weights = _initial_weights()
     reference = train(tf.distribute.get_strategy(), lambda: base(**kwargs), MICRO_BATCH * K,

@@ -14,6 +14,9 @@ from bert4keras_ext.optimizers import (
     extend_with_exponential_moving_average,
     extend_with_gradient_accumulation,
     extend_with_layer_adaptation,
+    extend_with_lazy_optimization,
+    extend_with_lookahead,
+    extend_with_parameter_wise_lr,
     extend_with_weight_decay,
 )
 
@@ -302,14 +305,20 @@ def test_where_gating_of_other_backends_equals_cond_gating(chi_form):
     rng = np.random.default_rng(4)
     gradients = [rng.normal(size=(2, 3)).astype("float32") for _ in range(7)]
     gradients[4] = np.full((2, 3), np.inf, "float32")
-    accumulation = SGDM if chi_form else extend_with_gradient_accumulation(SGDM)
-    base = extend_with_exponential_moving_average(
-        extend_with_layer_adaptation(extend_with_weight_decay(accumulation))
-    )
+    for gradient in gradients[:3]:  # row 0 idle for the first accumulation cycle
+        gradient[0] = 0.0
+    accumulation = SGDM if chi_form else extend_with_lazy_optimization(
+        extend_with_gradient_accumulation(SGDM))
+    lazy = {} if chi_form else {"include_in_lazy_optimization": "kernel"}
+    base = extend_with_exponential_moving_average(extend_with_lookahead(
+        extend_with_parameter_wise_lr(extend_with_layer_adaptation(extend_with_weight_decay(
+            accumulation)))))
     states = []
     for use_cond in (True, False):
         Optimizer = type("Probe", (base,), {"_gate_with_cond": use_cond})
-        optimizer = Optimizer(0.1, grad_accum_steps=3, weight_decay_rate=0.1, ema_momentum=0.5)
+        optimizer = Optimizer(0.1, grad_accum_steps=3, weight_decay_rate=0.1, ema_momentum=0.5,
+                              steps_per_slow_update=3, paramwise_lr_schedule={"kern": 0.5},
+                              **lazy)
         variable = keras.Variable(np.ones((2, 3), "float32"), name="kernel")
         for gradient in gradients:
             optimizer.apply([gradient], [variable])
@@ -367,17 +376,20 @@ print(type(model.optimizer).__name__)
 def test_extended_optimizer_reloads_from_keras_file_in_a_new_process(tmp_path):
     """The .keras file names the composed class; a new process that imports the package loads
     it without repeating the extend_with_* calls, and training continues identically
-    (in-momentum accumulation mid-cycle, EMA and decay state included)."""
+    (in-momentum accumulation mid-cycle, EMA, decay and Lookahead state included)."""
     import subprocess
     import sys
 
-    optimizer_class = extend_with_exponential_moving_average(extend_with_weight_decay(Adam))
+    optimizer_class = extend_with_lookahead(extend_with_parameter_wise_lr(
+        extend_with_exponential_moving_average(extend_with_weight_decay(Adam))))
     assert optimizer_class is extend_with_weight_decay(extend_with_exponential_moving_average(
-        Adam))  # one class per feature set, whatever the order
+        extend_with_parameter_wise_lr(extend_with_lookahead(Adam))))  # whatever the order
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     model.compile(optimizer=optimizer_class(learning_rate=0.01, grad_accum_steps=2,
-                                            weight_decay_rate=0.1, ema_momentum=0.9),
+                                            weight_decay_rate=0.1, ema_momentum=0.9,
+                                            steps_per_slow_update=2,
+                                            paramwise_lr_schedule={"bias": 3.0}),
                   loss="mse")
     rng = np.random.default_rng(0)
     for _ in range(3):  # ends mid-cycle
@@ -387,7 +399,8 @@ def test_extended_optimizer_reloads_from_keras_file_in_a_new_process(tmp_path):
                              str(tmp_path / "reloaded.npy")], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split()[-1] == "AdamWithWeightDecayAndExponentialMovingAverage"
+    assert result.stdout.split()[-1] == ("AdamWithWeightDecayAndExponentialMovingAverageAnd"
+                                         "ParameterWiseLearningRateAndLookahead")
     rng = np.random.default_rng(1)
     model.train_on_batch(rng.normal(size=(8, 3)).astype("float32"), rng.normal(size=(8, 1)))
     expected = np.concatenate([np.ravel(w) for w in model.get_weights()])

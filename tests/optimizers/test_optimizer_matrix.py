@@ -13,13 +13,17 @@ from bert4keras_ext.optimizers import (
     extend_with_exponential_moving_average,
     extend_with_gradient_accumulation,
     extend_with_layer_adaptation,
+    extend_with_lazy_optimization,
+    extend_with_lookahead,
+    extend_with_parameter_wise_lr,
     extend_with_weight_decay,
 )
 
 pytestmark = pytest.mark.backend_neutral
 
-EVERYTHING = extend_with_exponential_moving_average(extend_with_layer_adaptation(
-    extend_with_weight_decay(extend_with_gradient_accumulation(keras.optimizers.Adam))))
+EVERYTHING = extend_with_lookahead(extend_with_lazy_optimization(extend_with_parameter_wise_lr(
+    extend_with_exponential_moving_average(extend_with_layer_adaptation(
+        extend_with_weight_decay(extend_with_gradient_accumulation(keras.optimizers.Adam)))))))
 
 OPTIMIZERS = {
     "adafactor": lambda: AdaFactor(learning_rate=0.05),
@@ -29,9 +33,10 @@ OPTIMIZERS = {
     "adam k=2 +decay+ema": lambda: extend_with_exponential_moving_average(
         extend_with_weight_decay(Adam))(0.02, grad_accum_steps=2, weight_decay_rate=0.01,
                                         ema_momentum=0.9),
-    "keras adam+buffered+decay+lamb+ema": lambda: EVERYTHING(
+    "keras adam+buffered+decay+lamb+ema+paramwise+lazy+lookahead": lambda: EVERYTHING(
         0.02, grad_accum_steps=2, weight_decay_rate=0.01, ema_momentum=0.9,
-        exclude_from_weight_decay=["Norm", "bias"]),
+        exclude_from_weight_decay=["Norm", "bias"], paramwise_lr_schedule={"MLM": 2.0},
+        include_in_lazy_optimization="Embedding-Token", steps_per_slow_update=3),
 }
 
 
