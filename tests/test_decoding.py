@@ -25,8 +25,9 @@ def tiny_model(application, vocab_size=30, seed=0, model="bert", condition_size=
     config = dict(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2,
                   num_attention_heads=4, intermediate_size=64, hidden_dropout_prob=0.0,
                   attention_probs_dropout_prob=0.0, initializer_range=0.5)
-    if model.startswith("gpt2"):
-        return build_transformer_model(config, model=model, final_activation="linear")
+    if model.startswith("gpt"):
+        return build_transformer_model(config, model=model, application=application,
+                                       final_activation="linear")
     return build_transformer_model(config, model=model, application=application,
                                    with_mlm="linear", layer_norm_cond=condition_size)
 
@@ -76,6 +77,7 @@ def tensorflow_only(*case):
     ("roformer", "lm", None), tensorflow_only("roformer_v2", "unilm", None),
     ("nezha", "unilm", None), tensorflow_only("nezha", "lm", 6),
     ("albert", "unilm", 6), ("gpt2", "lm", None), tensorflow_only("gpt2_ml", "lm", None),
+    tensorflow_only("gpt", "unilm", None),
 ])
 def test_cached_equals_uncached_greedy_and_beam_in_batches(family, application, condition_size):
     """The generator runs the model's own graph with caches for every decoder-capable family:

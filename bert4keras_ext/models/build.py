@@ -9,10 +9,10 @@ from bert4keras_ext.models.albert import ALBERT, ALBERTUnshared
 from bert4keras_ext.models.bert import BERT
 from bert4keras_ext.models.checkpoints import load_checkpoint
 from bert4keras_ext.models.electra import ELECTRA
-from bert4keras_ext.models.gpt2 import GPT2, GPT2ML
+from bert4keras_ext.models.gpt2 import GPT, GPT2, GPT2ML
 from bert4keras_ext.models.nezha import NEZHA
 from bert4keras_ext.models.roformer import RoFormer, RoFormerV2
-from bert4keras_ext.models.t5 import T5, T5Decoder, T5Encoder
+from bert4keras_ext.models.t5 import T5, T5Decoder, T5Encoder, T5Tied, T5TiedDecoder
 from bert4keras_ext.models.transformer import DEFAULTS, REQUIRED_KEYS, load_config
 
 FAMILIES = {
@@ -24,12 +24,16 @@ FAMILIES = {
     "roformer": RoFormer,
     "roformer_v2": RoFormerV2,
     "electra": ELECTRA,
+    "gpt": GPT,
     "gpt2": GPT2,
     "gpt2_ml": GPT2ML,
 }
-for _version in ("t5.1.1", "mt5.1.1"):
-    FAMILIES.update({_version: T5, f"{_version}_encoder": T5Encoder,
-                     f"{_version}_decoder": T5Decoder})
+# bert4keras's 't5' is T5.1.0, whose head is tied.
+for _version, _whole, _decoder in (("t5", T5Tied, T5TiedDecoder),
+                                   ("t5.1.0", T5Tied, T5TiedDecoder),
+                                   ("t5.1.1", T5, T5Decoder), ("mt5.1.1", T5, T5Decoder)):
+    FAMILIES.update({_version: _whole, f"{_version}_encoder": T5Encoder,
+                     f"{_version}_decoder": _decoder})
 MODELS = tuple(FAMILIES)
 
 
@@ -47,12 +51,12 @@ def build_transformer_model(
     """Builds a Transformer of family `model` from a config dict or a `bert_config.json` path.
 
     Inputs are `[token_ids, segment_ids]` (int, `[batch, length]`, token 0 is padding; GPT-2
-    families take `token_ids` alone), plus the condition input when `layer_norm_cond` is a
-    size. The attention mask is made inside the graph from the inputs: padding only for
-    'encoder', causal for 'lm', UNILM seq2seq for 'unilm'.
+    families, and GPT without segment embeddings, take `token_ids` alone), plus the condition
+    input when `layer_norm_cond` is a size. The attention mask is made inside the graph from
+    the inputs: padding only for 'encoder', causal for 'lm', UNILM seq2seq for 'unilm'.
 
     Outputs follow bert4keras: the sequence output alone; with `with_pool` the pooled `[CLS]`
-    vector; with `with_mlm` the MLM head's output; with both, `[pooled, mlm]`. GPT-2 families
+    vector; with `with_mlm` the MLM head's output; with both, `[pooled, mlm]`. GPT families
     output the next-token distribution, ELECTRA its replaced-token head with
     `with_discriminator`. T5 models take `[encoder token ids, decoder token ids]` and output
     the decoder's next-token distribution; '_encoder' / '_decoder' models are the halves
@@ -80,9 +84,11 @@ def build_transformer_model(
         model: one of `MODELS`: 'bert', 'roberta' (BERT's graph), 'albert' (one shared block,
             factorized embeddings), 'albert_unshared', 'nezha' (functional relative positions),
             'roformer' (rotary positions), 'roformer_v2' (rotary, no biases, parameter-free
-            RMSNorm), 'electra' (discriminator), 'gpt2', 'gpt2_ml' (causal LMs), 't5.1.1',
-            'mt5.1.1' (encoder-decoder) and their '_encoder' / '_decoder' halves.
-        application: 'encoder', 'lm' or 'unilm' (default: 'encoder'; 'lm' for GPT-2 families).
+            RMSNorm), 'electra' (discriminator), 'gpt' (BERT's blocks as a causal LM), 'gpt2',
+            'gpt2_ml' (causal LMs), 't5' / 't5.1.0', 't5.1.1', 'mt5.1.1' (encoder-decoder)
+            and their '_encoder' / '_decoder' halves.
+        application: 'encoder', 'lm' or 'unilm' (default: 'encoder'; for GPT families 'lm',
+            the only one, except that 'gpt' also takes 'unilm').
         keep_tokens: vocabulary ids to keep from the checkpoint (sets `vocab_size`).
         name: the model's name (default: `model`).
         return_keras_model: False returns the builder instead, with the Keras model as
@@ -95,7 +101,7 @@ def build_transformer_model(
             `normalization`: 'softmax', 'softmax_plus', 'taylor_softmax' or 'performer';
             `layer_norm_cond`, `layer_norm_cond_hidden_size`, `layer_norm_cond_hidden_act`,
             `additional_input_layers` for Conditional LayerNorm; `sequence_length` for static
-            shapes; `with_discriminator` for ELECTRA; `final_activation` for GPT-2 families;
+            shapes; `with_discriminator` for ELECTRA; `final_activation` for GPT families;
             `with_lm`, `cross_position_bias`, `scale_logits` for T5 decoders),
             or config entries to replace, e.g. `hidden_dropout_prob=0.0`.
     """

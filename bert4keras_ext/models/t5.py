@@ -1,4 +1,5 @@
-"""T5.1.1 and mT5.1.1 as bert4keras lays them out: an encoder, a decoder, and both together.
+"""T5.1.0, T5.1.1 and mT5.1.1 as bert4keras lays them out: an encoder, a decoder, and both
+together.
 
 T5 ("Exploring the Limits of Transfer Learning with a Unified Text-to-Text Transformer", Raffel
 et al., 2020, https://arxiv.org/abs/1910.10683) in its 1.1 version
@@ -7,6 +8,9 @@ and the multilingual mT5 (https://github.com/google-research/multilingual-t5): p
 blocks (epsilon 1e-6) without biases, attention without the `1/sqrt(d)` scale and with a
 bucketed relative position bias shared by the blocks (`RelativePositionBias`), gated-GELU
 feed-forward layers, and an untied language-model head. mT5 differs only in checkpoint names.
+The first release, T5.1.0 (bert4keras's 't5' and 't5.1.0'), has the same graph with a ReLU
+feed-forward layer (the config's `hidden_act`) and the token embedding as the decoder's head
+(`T5Tied`, `T5TiedDecoder`).
 
 - The encoder takes token ids (0 is padding) and returns the normalized hidden states.
 - The decoder takes `[context, token_ids]`: the encoder's output and the target so far, which
@@ -16,10 +20,10 @@ feed-forward layers, and an untied language-model head. mT5 differs only in chec
 
 Two conventions differ between the sources, and the config decides: bert4keras adds the
 decoder's unidirectional relative bias to cross-attention too (`cross_position_bias`) and
-scales the decoder output by `d_model ** -0.5` before the untied head; Hugging Face does
-neither for T5.1.1 (its config.json says `scale_decoder_outputs: false`, or in older files
-`tie_word_embeddings: false`). `load_config` records Hugging Face's conventions in the config,
-so each checkpoint computes what it was trained with; the builder arguments
+scales the decoder output by `d_model ** -0.5` before the head (in both versions); Hugging
+Face does neither for T5.1.1 (its config.json says `scale_decoder_outputs: false`, or in
+older files `tie_word_embeddings: false`). `load_config` records Hugging Face's conventions
+in the config, so each checkpoint computes what it was trained with; the builder arguments
 `cross_position_bias` and `scale_logits` override them.
 """
 import keras
@@ -154,8 +158,19 @@ class T5Decoder(T5Encoder):
             return x
         if self.embedding_size != self.hidden_size:
             x = self.dense(x, self.embedding_size, "Decoder-Output-Mapping")
-        logits = self.dense(x, self.config["vocab_size"], "Decoder-Output-LM")
-        return self.output_activation(logits, self.with_lm, "Decoder-Output-LM-Activation")
+        return self.output_activation(self.head_logits(x), self.with_lm,
+                                      "Decoder-Output-LM-Activation")
+
+    def head_logits(self, x):
+        """T5.1.1's language-model head: a projection of its own."""
+        return self.dense(x, self.config["vocab_size"], "Decoder-Output-LM")
+
+
+class T5TiedDecoder(T5Decoder):
+    """T5.1.0's decoder: the token embedding is the language-model head."""
+
+    def head_logits(self, x):
+        return self.token_embedding()(x, mode="dense")
 
 
 class T5:
@@ -175,13 +190,13 @@ class T5:
             raise ValueError(f"`application` must be 'encoder' for T5 (its decoder is causal "
                              f"already); received {application!r}.")
         name = name or "t5"
-        self.encoder_builder = T5Encoder(config, sequence_length=sequence_length,
-                                         name=f"{name}_encoder", **options)
-        self.decoder_builder = T5Decoder(config, with_lm=with_lm,
-                                         cross_position_bias=cross_position_bias,
-                                         scale_logits=scale_logits,
-                                         sequence_length=sequence_length,
-                                         name=f"{name}_decoder", application="lm", **options)
+        encoder, decoder = self.parts
+        self.encoder_builder = encoder(config, sequence_length=sequence_length,
+                                       name=f"{name}_encoder", **options)
+        self.decoder_builder = decoder(config, with_lm=with_lm,
+                                       cross_position_bias=cross_position_bias,
+                                       scale_logits=scale_logits, sequence_length=sequence_length,
+                                       name=f"{name}_decoder", application="lm", **options)
         # One set of layers: the token embedding is shared.
         self.decoder_builder._layers = self.encoder_builder._layers
         self.initializer = self.encoder_builder.initializer
@@ -195,3 +210,9 @@ class T5:
         outputs = self.decoder_builder.decode(self.encoder.outputs[0], decoder_ids, padding)
         self.model = keras.Model([token_ids, decoder_ids], outputs, name=self.name)
         return self.model
+
+
+class T5Tied(T5):
+    """T5.1.0: T5 whose decoder's head is the shared token embedding."""
+
+    parts = (T5Encoder, T5TiedDecoder)

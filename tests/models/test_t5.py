@@ -1,8 +1,9 @@
-"""T5.1.1 / mT5.1.1 against bert4keras 0.11.5 and transformers, and its parts.
+"""T5.1.0 / T5.1.1 / mT5.1.1 against bert4keras 0.11.5 and transformers, and its parts.
 
-Fixtures (tests/fixtures/families/{t5.1.1,mt5.1.1,hf_t5}, made by make_family_reference.py):
-random weights in the released variable names (bert4keras) or as safetensors (transformers),
-a padded batch of encoder and decoder ids, and the reference outputs.
+Fixtures (tests/fixtures/families/{t5.1.0,t5.1.1,mt5.1.1,hf_t5}, made by
+make_family_reference.py): random weights in the released variable names (bert4keras) or as
+safetensors (transformers), a padded batch of encoder and decoder ids, and the reference
+outputs.
 """
 import json
 
@@ -18,7 +19,7 @@ from bert4keras_ext.models.checkpoints import load_checkpoint, save_checkpoint
 
 from tests.models.test_families import FIXTURES, log_softmax
 
-VERSIONS = ("t5.1.1", "mt5.1.1")
+VERSIONS = ("t5.1.0", "t5.1.1", "mt5.1.1")
 
 
 def build(version, directory=None, checkpoint=None, **options):
@@ -48,11 +49,12 @@ def test_original_checkpoint_matches_bert4keras(version):
     assert report.missing == [] and report.unused == []
     reference = np.load(FIXTURES / version / "reference.npz")
     token_ids, decoder_ids = reference["token_ids"], reference["decoder_ids"]
-    assert_close(t5.encoder.predict(token_ids, verbose=0), reference["encoded"], token_ids != 0)
+    # Called directly: `predict` would trace each model, slower than running these tiny ones.
+    assert_close(t5.encoder(token_ids), reference["encoded"], token_ids != 0)
     rows = decoder_rows(decoder_ids)
-    decoded = t5.decoder.predict([reference["encoded"], decoder_ids], verbose=0)
+    decoded = t5.decoder([reference["encoded"], decoder_ids])
     assert_close(decoded, reference["decoded"], rows, log=True)
-    output = t5.model.predict([token_ids, decoder_ids], verbose=0)
+    output = t5.model([token_ids, decoder_ids])
     assert_close(output, reference["output"], rows, log=True)
 
 
@@ -65,7 +67,10 @@ def test_original_checkpoint_round_trip_is_exact(version, tmp_path):
     assert sorted(theirs) == sorted(w.path for w in t5.model.weights)
     for ours in t5.model.weights:
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours), theirs[ours.path])
-    assert json.loads((tmp_path / "bert_config.json").read_text())["attention_head_size"] == 16
+    written = json.loads((tmp_path / "bert_config.json").read_text())
+    given = json.loads((FIXTURES / version / "bert_config.json").read_text())
+    for key in ("attention_head_size", "hidden_act", "intermediate_size"):
+        assert written.get(key) == given.get(key), key
 
 
 @pytest.mark.backend_neutral
@@ -83,16 +88,18 @@ def test_safetensors_match_transformers():
                  log_softmax(reference["logits"].astype("float64")), decoder_rows(decoder_ids))
 
 
-def test_halves_load_from_the_whole_checkpoint_without_warnings(recwarn):
-    checkpoint = str(FIXTURES / "t5.1.1" / "model.ckpt")
-    config = FIXTURES / "t5.1.1" / "bert_config.json"
-    reference = np.load(FIXTURES / "t5.1.1" / "reference.npz")
-    encoder = build_transformer_model(config, checkpoint, model="t5.1.1_encoder")
-    decoder = build_transformer_model(config, checkpoint, model="t5.1.1_decoder")
+# bert4keras's 't5' is T5.1.0: its halves are read from the 't5.1.0' fixture.
+@pytest.mark.parametrize("version,fixture", [("t5.1.1", "t5.1.1"), ("t5", "t5.1.0")])
+def test_halves_load_from_the_whole_checkpoint_without_warnings(version, fixture, recwarn):
+    checkpoint = str(FIXTURES / fixture / "model.ckpt")
+    config = FIXTURES / fixture / "bert_config.json"
+    reference = np.load(FIXTURES / fixture / "reference.npz")
+    encoder = build_transformer_model(config, checkpoint, model=f"{version}_encoder")
+    decoder = build_transformer_model(config, checkpoint, model=f"{version}_decoder")
     assert not [w for w in recwarn if "left unused" in str(w.message)]
     token_ids, decoder_ids = reference["token_ids"], reference["decoder_ids"]
-    assert_close(encoder.predict(token_ids, verbose=0), reference["encoded"], token_ids != 0)
-    decoded = decoder.predict([reference["encoded"], decoder_ids], verbose=0)
+    assert_close(encoder(token_ids), reference["encoded"], token_ids != 0)
+    decoded = decoder([reference["encoded"], decoder_ids])
     assert_close(decoded, reference["decoded"], decoder_rows(decoder_ids), log=True)
 
 

@@ -7,6 +7,7 @@ weights stored [out, in]; GPT-2's Conv1D weights are stored [in, out] and its qu
 value are one fused matrix). Hugging Face names are given without the model prefix
 (`bert.`, `albert.`, ...); `HUGGING_FACE_PREFIXES` lists the prefixes a file may add.
 """
+import functools
 import re
 from dataclasses import dataclass
 
@@ -160,6 +161,15 @@ def electra_weight_names(num_hidden_layers):
                      "discriminator_predictions.dense_prediction"))
 
 
+def gpt_weight_names(num_hidden_layers):
+    """GPT in bert4keras's names (its conversion of OpenAI's checkpoint): BERT's original names
+    with 'bert/' as 'gpt/' and 'encoder' as 'transformer' (no Hugging Face format)."""
+    return [WeightName(name.ours,
+                       name.original.replace("bert/", "gpt/").replace("encoder", "transformer"))
+            for name in bert_weight_names(num_hidden_layers)
+            if name.original.startswith("bert/")]
+
+
 def gpt2_weight_names(num_hidden_layers):
     """GPT-2 in bert4keras's names (its conversion of OpenAI's checkpoint) and in Hugging
     Face's (`h.0.attn.c_attn`: Conv1D, [in, out], query/key/value fused)."""
@@ -207,9 +217,9 @@ def gpt2_ml_weight_names(num_hidden_layers):
     return names
 
 
-def _t5_stack(stack, num_hidden_layers, norm):
-    """One side of T5 ('encoder' or 'decoder'); `norm` is 'layer_norm' (T5.1.1) or
-    'rms_norm' (mT5.1.1's original names)."""
+def _t5_stack(stack, num_hidden_layers, norm, gated):
+    """One side of T5 ('encoder' or 'decoder'); `norm` is 'layer_norm' (T5) or 'rms_norm'
+    (mT5.1.1's original names); `gated`: two input projections (T5.1.1) or one (T5.1.0)."""
     ours = stack.capitalize()
     bias = "SelfAttention.relative_attention_bias"
     names = [WeightName(f"{ours}-Embedding-Relative-Position/embeddings",
@@ -221,12 +231,14 @@ def _t5_stack(stack, num_hidden_layers, norm):
     for i in range(num_hidden_layers):
         for index, sublayer in enumerate(sublayers):
             block = f"{ours}-Transformer-{i}-{sublayer}"
-            original, hf = f"{stack}/block_{i:03d}/layer_{index:03d}", f"{stack}.block.{i}.layer.{index}"
+            original = f"{stack}/block_{i:03d}/layer_{index:03d}"
+            hf = f"{stack}.block.{i}.layer.{index}"
             names.append(WeightName(f"{block}-Norm/gamma", f"{original}/{norm}/scale",
                                     f"{hf}.layer_norm.weight"))
             if sublayer == "FeedForward":
-                parts = {"intermediate_dense": "wi_0", "intermediate_dense_1": "wi_1",
-                         "output_dense": "wo"}
+                parts = ({"intermediate_dense": "wi_0", "intermediate_dense_1": "wi_1"}
+                         if gated else {"intermediate_dense": "wi"})
+                parts["output_dense"] = "wo"
                 scope = "DenseReluDense"
             else:
                 parts = {f"{role}_dense": role for role in "qkvo"}
@@ -241,15 +253,21 @@ def _t5_stack(stack, num_hidden_layers, norm):
                                f"{stack}.final_layer_norm.weight")]
 
 
-def t5_weight_names(num_hidden_layers, norm="layer_norm"):
-    """T5.1.1 / mT5.1.1 (`norm='rms_norm'`) in the released mesh-tensorflow names and in
-    Hugging Face's (no model prefix; Linear weights [out, in])."""
-    return [
+def t5_weight_names(num_hidden_layers, version="t5.1.1"):
+    """T5 of `version` ('t5.1.0', 't5.1.1' or 'mt5.1.1') in the released mesh-tensorflow names
+    and in Hugging Face's (no model prefix; Linear weights [out, in]). T5.1.0's head is the
+    token embedding; the others' is `decoder/logits`."""
+    norm = "rms_norm" if version == "mt5.1.1" else "layer_norm"
+    gated = version != "t5.1.0"
+    names = [
         WeightName("Embedding-Token/embeddings", "shared/embedding", "shared.weight"),
-        *_t5_stack("encoder", num_hidden_layers, norm),
-        *_t5_stack("decoder", num_hidden_layers, norm),
-        WeightName("Decoder-Output-LM/kernel", "decoder/logits/kernel", "lm_head.weight", True),
+        *_t5_stack("encoder", num_hidden_layers, norm, gated),
+        *_t5_stack("decoder", num_hidden_layers, norm, gated),
     ]
+    if version == "t5.1.0":
+        return names
+    return names + [WeightName("Decoder-Output-LM/kernel", "decoder/logits/kernel",
+                               "lm_head.weight", True)]
 
 
 NAME_MAPS = {
@@ -261,12 +279,14 @@ NAME_MAPS = {
     "albert": albert_weight_names,
     "albert_unshared": lambda layers: albert_weight_names(layers, shared=False),
     "electra": electra_weight_names,
+    "gpt": gpt_weight_names,
     "gpt2": gpt2_weight_names,
     "gpt2_ml": gpt2_ml_weight_names,
 }
 for _part in ("", "_encoder", "_decoder"):
-    NAME_MAPS[f"t5.1.1{_part}"] = t5_weight_names
-    NAME_MAPS[f"mt5.1.1{_part}"] = lambda layers: t5_weight_names(layers, "rms_norm")
+    for _version in ("t5.1.0", "t5.1.1", "mt5.1.1"):
+        NAME_MAPS[f"{_version}{_part}"] = functools.partial(t5_weight_names, version=_version)
+    NAME_MAPS[f"t5{_part}"] = NAME_MAPS[f"t5.1.0{_part}"]  # bert4keras's name for T5.1.0
 # Prefixes Hugging Face model classes put before the names above.
 HUGGING_FACE_PREFIXES = {
     "bert": ("bert.",), "roberta": ("roberta.",), "nezha": ("nezha.",),
