@@ -20,6 +20,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from bert4keras_ext import arguments
 from bert4keras_ext.activations import set_gelu  # noqa: F401  (bert4keras's home of it)
 from bert4keras_ext.losses import (  # noqa: F401  (bert4keras's home of them)
     multilabel_categorical_crossentropy,
@@ -89,9 +90,8 @@ def one_of(value, alias, name, alias_name):
 
 
 def check_positive_int(value, name):
-    """Raises a ValueError naming `name` unless `value` is an integer >= 1."""
-    if not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer; received {value!r}.")
+    """`value` as an `int` >= 1 (NumPy integers too), else an error naming `name`."""
+    return arguments.integer(value, name, minimum=1)
 
 
 _INFINITIES = {"-inf": -math.inf, "inf": math.inf}

@@ -6,7 +6,8 @@ https://arxiv.org/abs/1804.04235) and the post "AdaFactor优化器浅析（附�
 import keras
 from keras import ops
 
-from bert4keras_ext.optimizers.extensible import Extensible, as_patterns, matches_any
+from bert4keras_ext import arguments
+from bert4keras_ext.optimizers.extensible import Extensible, matches_any
 
 
 @keras.saving.register_keras_serializable(package="bert4keras_ext")
@@ -83,7 +84,7 @@ class AdaFactor(Extensible, keras.optimizers.Optimizer):
         if clipping_threshold is not None and not clipping_threshold > 0:
             raise ValueError(f"`clipping_threshold` must be None or > 0 (0 would freeze "
                              f"training); received {clipping_threshold!r}.")
-        excluded = as_patterns(exclude_from_parameter_scale, "exclude_from_parameter_scale")
+        excluded = arguments.patterns(exclude_from_parameter_scale, "exclude_from_parameter_scale")
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.beta1 = beta1
         self.beta2 = beta2

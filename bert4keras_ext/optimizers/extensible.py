@@ -29,37 +29,16 @@ import keras
 from keras import ops
 from keras.optimizers.schedules import LearningRateSchedule
 
+from bert4keras_ext import arguments
+
 
 def check_grad_accum_steps(value):
-    if not isinstance(value, int) or value < 1:
-        raise ValueError(f"`grad_accum_steps` must be an integer >= 1; received {value!r}.")
+    return arguments.integer(value, "grad_accum_steps", minimum=1)
 
 
 def matches_any(path, patterns):
     """Whether a variable path contains a match of any of the regular expressions."""
     return any(re.search(pattern, path) for pattern in patterns or ())
-
-
-def as_patterns(value, argument):
-    """The regular expressions of a pattern argument as a list: None gives none, one string
-    is one pattern (not its characters), otherwise an iterable of strings."""
-    if value is None:
-        return []
-    patterns = [value] if isinstance(value, str) else value
-    try:
-        patterns = list(patterns)
-    except TypeError:
-        patterns = None
-    if patterns is None or not all(isinstance(pattern, str) for pattern in patterns):
-        raise TypeError(f"`{argument}` must be a regular expression or a list of them; "
-                        f"received {value!r}.")
-    for pattern in patterns:
-        try:
-            re.compile(pattern)
-        except re.error as error:
-            raise ValueError(f"`{argument}` holds {pattern!r}, which is not a regular "
-                             f"expression ({error}).") from None
-    return patterns
 
 
 class Extensible:

@@ -30,10 +30,10 @@ import keras
 import numpy as np
 from keras import ops
 
+from bert4keras_ext import arguments
 from bert4keras_ext.backend import check_positive_int
 from bert4keras_ext.optimizers.extensible import (
     Extensible,
-    as_patterns,
     check_grad_accum_steps,
     matches_any,
 )
@@ -49,7 +49,7 @@ class GradientAccumulation(Extensible):
     """
 
     def __init__(self, *args, grad_accum_steps=2, **kwargs):
-        check_grad_accum_steps(grad_accum_steps)
+        grad_accum_steps = check_grad_accum_steps(grad_accum_steps)
         if kwargs.get("gradient_accumulation_steps"):
             raise ValueError(
                 "Use `grad_accum_steps` of extend_with_gradient_accumulation, not Keras's "
@@ -103,7 +103,7 @@ class WeightDecay(Extensible):
             raise ValueError(
                 f"`weight_decay_rate` must be >= 0; received {weight_decay_rate!r}."
             )
-        patterns = as_patterns(exclude_from_weight_decay, "exclude_from_weight_decay")
+        patterns = arguments.patterns(exclude_from_weight_decay, "exclude_from_weight_decay")
         super().__init__(*args, **kwargs)
         self.weight_decay_rate = weight_decay_rate
         self.exclude_from_weight_decay = patterns
@@ -131,7 +131,8 @@ class LayerAdaptation(Extensible):
     _adjusts_parameters = True
 
     def __init__(self, *args, exclude_from_layer_adaptation=None, **kwargs):
-        patterns = as_patterns(exclude_from_layer_adaptation, "exclude_from_layer_adaptation")
+        patterns = arguments.patterns(exclude_from_layer_adaptation,
+                                      "exclude_from_layer_adaptation")
         super().__init__(*args, **kwargs)
         self.exclude_from_layer_adaptation = patterns
 
@@ -320,7 +321,7 @@ def _multipliers(schedule):
     if not isinstance(schedule, dict):
         raise TypeError("`paramwise_lr_schedule` must be a {pattern: multiplier} dict; "
                         f"received {schedule!r}.")
-    as_patterns(list(schedule), "paramwise_lr_schedule")
+    arguments.patterns(list(schedule), "paramwise_lr_schedule")
     for pattern, multiplier in schedule.items():
         if (isinstance(multiplier, bool) or not isinstance(multiplier, (int, float))
                 or not 0 <= multiplier < float("inf")):
@@ -341,7 +342,7 @@ class LazyOptimization(Extensible):
     _adjusts_parameters = True
 
     def __init__(self, *args, include_in_lazy_optimization=None, **kwargs):
-        patterns = as_patterns(include_in_lazy_optimization, "include_in_lazy_optimization")
+        patterns = arguments.patterns(include_in_lazy_optimization, "include_in_lazy_optimization")
         super().__init__(*args, **kwargs)
         if patterns and self._accumulates_in_rule:
             raise ValueError(

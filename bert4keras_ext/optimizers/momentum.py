@@ -17,7 +17,7 @@ class _MomentumAccumulation(Extensible, keras.optimizers.Optimizer):
     """What SGDM and Adam share: `grad_accum_steps` and the chi factors of the source post."""
 
     def __init__(self, learning_rate, grad_accum_steps=1, **kwargs):
-        check_grad_accum_steps(grad_accum_steps)
+        grad_accum_steps = check_grad_accum_steps(grad_accum_steps)
         super().__init__(learning_rate=learning_rate, **kwargs)
         # Micro-steps per real update for the pipeline; the momentum's own cycle length stays
         # separate, as buffered accumulation may wrap this optimizer (it then sees k = 1).
