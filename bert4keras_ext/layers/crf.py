@@ -120,10 +120,12 @@ class ConditionalRandomField(TaggingLayer):
     Padding (the Keras mask of the input, e.g. from `Embedding(mask_zero=True)`) is excluded
     from loss and accuracy; a row with no valid position has loss 0. As in bert4keras the
     output marks padding with -inf and carries no Keras mask (`bert4keras_ext.layers.tagging`
-    says why), so the methods also work on saved predictions. `sparse_loss` / `dense_loss` return `-log p(y | x)` per row,
-    `[batch]`; `sparse_accuracy` / `dense_accuracy` the fraction of valid positions whose
-    highest score is the true label (per-token argmax, as bert4keras: a cheap training signal,
-    not Viterbi decoding). Sparse labels are integers `[batch, length]`; dense ones one-hot
+    says why), so the methods also work on saved predictions.
+
+    `sparse_loss` / `dense_loss` return `-log p(y | x)` per row, `[batch]`;
+    `sparse_accuracy` / `dense_accuracy` the fraction of valid positions whose highest score is
+    the true label (per-token argmax, as bert4keras: a cheap training signal, not Viterbi
+    decoding). Sparse labels are integers `[batch, length]`; dense ones one-hot
     `[batch, length, num_labels]`.
 
     Args:

@@ -63,7 +63,7 @@ class GlobalPointer(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.supports_masking = True
 
-    def projection(self, units, name):
+    def _projection(self, units, name):
         return keras.layers.Dense(units, use_bias=self.use_bias,
                                   kernel_initializer=self.kernel_initializer,
                                   dtype=self.dtype_policy, name=name)
@@ -78,7 +78,7 @@ class GlobalPointer(keras.layers.Layer):
 
     def build(self, input_shape):
         input_shape = self._check_input_shape(input_shape)
-        self.dense = self.projection(self.heads * 2 * self.head_size, "dense")
+        self.dense = self._projection(self.heads * 2 * self.head_size, "dense")
         self.dense.build(input_shape)
 
     def _rotated(self, *tensors):
@@ -142,9 +142,9 @@ class EfficientGlobalPointer(GlobalPointer):
 
     def build(self, input_shape):
         input_shape = self._check_input_shape(input_shape)
-        self.p_dense = self.projection(2 * self.head_size, "p_dense")
+        self.p_dense = self._projection(2 * self.head_size, "p_dense")
         self.p_dense.build(input_shape)
-        self.q_dense = self.projection(2 * self.heads, "q_dense")
+        self.q_dense = self._projection(2 * self.heads, "q_dense")
         self.q_dense.build((*input_shape[:-1], 2 * self.head_size))
 
     def scores(self, inputs):

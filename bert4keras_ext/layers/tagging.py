@@ -47,8 +47,8 @@ class TaggingLayer(keras.layers.Layer):
 
     bert4keras's `lr_multiplier`: the stored weight is drawn from `glorot_uniform` divided by
     the multiplier and the layer uses `lr_multiplier * stored`, so the transitions start as
-    drawn while their gradient steps (under SGD-like optimizers) are `lr_multiplier` times
-    larger in effect (`lr_multiplier**2` for SGD, about `lr_multiplier` for Adam).
+    drawn while an optimizer moves them faster: `lr_multiplier**2` times for SGD, about
+    `lr_multiplier` times for Adam.
     """
 
     def __init__(self, lr_multiplier=1, **kwargs):
