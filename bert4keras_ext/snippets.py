@@ -28,12 +28,14 @@ from bert4keras_ext.text import (
     strQ2B,
 )
 from bert4keras_ext.tokenizers import truncate_sequences
+from bert4keras_ext.viterbi import ViterbiDecoder
 
 open = IndexableFile  # noqa: A001  (bert4keras's name, shadowing the builtin as it did)
 
 __all__ = [
     "AutoRegressiveDecoder",
     "DataGenerator",
+    "ViterbiDecoder",
     "WebServing",
     "delete_arguments",
     "insert_arguments",

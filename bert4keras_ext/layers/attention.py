@@ -48,6 +48,22 @@ def taylor_probabilities(layer, logits, visible):
     return taylor_softmax(logits, layer.taylor_order, mask=visible, monotone=layer.taylor_monotone)
 
 
+def visible_keys(visible, k_len, rank):
+    """How many keys each query row may see, float32 with a last axis of 1: counted in the
+    boolean `visible` (keys on its last axis), or `k_len` (shape `[1] * rank`) when `visible`
+    is None or masks no key individually."""
+    if visible is None or ops.shape(visible)[-1] == 1:
+        return ops.reshape(ops.cast(k_len, "float32"), (1,) * rank)
+    return ops.sum(ops.cast(visible, "float32"), axis=-1, keepdims=True)
+
+
+def softmax_plus_factor(visible, k_len, floor, base, rank):
+    """`log(max(n, floor)) / log(base)` per query row, `n` from `visible_keys`: the factor of
+    the entropy-invariant softmax (https://kexue.fm/archives/8823)."""
+    n = ops.maximum(visible_keys(visible, k_len, rank), float(floor))
+    return ops.log(n) / math.log(base)
+
+
 # name -> (probabilities from float32 logits, whether keras.ops.dot_product_attention computes it)
 NORMALIZERS = {
     "softmax": (softmax_probabilities, True),
@@ -358,16 +374,10 @@ class MultiHeadAttention(keras.layers.Layer):
         return visible
 
     def _softmax_plus_factor(self, visible, k_len):
-        """`log(max(n, floor)) / log(base)` per query row, shape [B|1, H|1, Q|1, 1], float32.
-
-        `n` counts the keys a row may see. Query padding is ignored here: those rows are zeroed.
-        """
-        if visible is None or ops.shape(visible)[-1] == 1:
-            n = ops.reshape(ops.cast(k_len, "float32"), (1, 1, 1, 1))
-        else:
-            n = ops.sum(ops.cast(visible, "float32"), axis=-1, keepdims=True)
-        n = ops.maximum(n, float(self.softmax_plus_floor))
-        return ops.log(n) / math.log(self.softmax_plus_base)
+        """The entropy-invariant factor per query row, [B|1, H|1, Q|1, 1]. Query padding is
+        ignored here: those rows are zeroed."""
+        return softmax_plus_factor(visible, k_len, self.softmax_plus_floor,
+                                   self.softmax_plus_base, rank=4)
 
     def compute_mask(self, inputs, mask=None):
         q_mask = mask[0] if mask is not None else None

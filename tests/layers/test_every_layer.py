@@ -40,10 +40,30 @@ CASES = {
                                output_dtype="bool"),
     "BiasAdd": LayerCase(lambda: layers.BiasAdd(), HIDDEN,
                          mask=HIDDEN_MASK, expected_mask=HIDDEN_MASK),
+    "Concatenate1D": LayerCase(lambda: layers.Concatenate1D(), [HIDDEN, KEYS],
+                               mask=[HIDDEN_MASK, None],
+                               expected_mask=np.concatenate([HIDDEN_MASK, np.ones((2, 6), bool)],
+                                                            1)),
+    # Called without a mask (the harness's calls have none), so no -inf reaches the checks.
+    "ConditionalRandomField": LayerCase(lambda: layers.ConditionalRandomField(lr_multiplier=4),
+                                        HIDDEN, mask=HIDDEN_MASK, expected_mask=None),
+    "EfficientGlobalPointer": LayerCase(
+        lambda: layers.EfficientGlobalPointer(2, 4, RoPE=False, tril_mask=False), HIDDEN,
+        mask=HIDDEN_MASK,
+        expected_mask=None),
     "Embedding": LayerCase(lambda: layers.Embedding(12, 8, mask_zero=True), TOKENS,
                            expected_mask=TOKENS != 0),
     "FeedForward": LayerCase(lambda: layers.FeedForward(12, activation=["gelu", "linear"]),
                              HIDDEN, mask=HIDDEN_MASK, expected_mask=HIDDEN_MASK),
+    "GatedAttentionUnit": LayerCase(
+        lambda: layers.GatedAttentionUnit(6, 4, normalization="softmax_plus"),
+        HIDDEN, mask=HIDDEN_MASK, expected_mask=HIDDEN_MASK),
+    "GlobalAveragePooling1D": LayerCase(lambda: layers.GlobalAveragePooling1D(), HIDDEN,
+                                        mask=HIDDEN_MASK, expected_mask=None),
+    "GlobalMaxPooling1D": LayerCase(lambda: layers.GlobalMaxPooling1D(keepdims=True), HIDDEN,
+                                    mask=HIDDEN_MASK, expected_mask=None),
+    "GlobalPointer": LayerCase(lambda: layers.GlobalPointer(2, 4, tril_mask=False), HIDDEN,
+                               mask=HIDDEN_MASK, expected_mask=None),
     "Lambda": LayerCase(lambda: layers.Lambda(first_position), HIDDEN, mask=HIDDEN_MASK,
                         expected_mask=None),
     "LayerNormalization": LayerCase(
@@ -51,6 +71,9 @@ CASES = {
                                           hidden_initializer="normal"),
         [HIDDEN, KEYS[:, 0]], mask=[HIDDEN_MASK, None], expected_mask=HIDDEN_MASK),
     "Loss": LayerCase(lambda: SquaredError(output_axis=1), [HIDDEN, HIDDEN * 2]),
+    "MaximumEntropyMarkovModel": LayerCase(
+        lambda: layers.MaximumEntropyMarkovModel(lr_multiplier=2, hidden_dim=3), HIDDEN,
+        mask=HIDDEN_MASK, expected_mask=None),
     "MultiHeadAttention": LayerCase(
         lambda: layers.MultiHeadAttention(2, 4, normalization="softmax_plus"),
         [HIDDEN, KEYS, KEYS], mask=[HIDDEN_MASK, None, None], expected_mask=HIDDEN_MASK),
@@ -62,6 +85,9 @@ CASES = {
     "RelativePositionBias": LayerCase(
         lambda: layers.RelativePositionBias(2, embeddings_initializer="normal"), [HIDDEN, KEYS],
         output_dtype="float32"),
+    "ScaleOffset": LayerCase(
+        lambda: layers.ScaleOffset(conditional=True, hidden_units=4, hidden_activation="tanh"),
+        [HIDDEN, KEYS[:, 0]], mask=[HIDDEN_MASK, None], expected_mask=HIDDEN_MASK),
     "SinusoidalPositionEmbedding": LayerCase(
         lambda: layers.SinusoidalPositionEmbedding(8, merge_mode="mul"), HIDDEN),
 }
