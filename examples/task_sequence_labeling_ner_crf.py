@@ -36,7 +36,8 @@ SMALL_MODEL = {"hidden_size": 128, "num_hidden_layers": 3, "num_attention_heads"
 
 
 class Batches(SeededBatches):
-    """Token ids, segment ids and CRF labels, padded to the longest sentence of the batch."""
+    """Token ids, segment ids and CRF labels, padded to `maxlen` (one shape for every batch:
+    Keras fixes the shapes it sees first)."""
 
     def __init__(self, sentences, tokenizer, types, maxlen, batch_size, **kwargs):
         super().__init__(sentences, batch_size, **kwargs)
@@ -48,8 +49,8 @@ class Batches(SeededBatches):
             ids, spans = ner.token_spans(self.tokenizer, text, self.maxlen)
             token_ids.append(ids)
             labels.append(ner.crf_labels(spans, entities, self.types))
-        token_ids = sequence_padding(token_ids)
-        return (token_ids, np.zeros_like(token_ids)), sequence_padding(labels)
+        token_ids = sequence_padding(token_ids, length=self.maxlen)
+        return (token_ids, np.zeros_like(token_ids)), sequence_padding(labels, length=self.maxlen)
 
 
 def recognize(model, decoder, tokenizer, texts, types, maxlen, batch_size=64):
@@ -59,7 +60,7 @@ def recognize(model, decoder, tokenizer, texts, types, maxlen, batch_size=64):
     for start in range(0, len(texts), batch_size):
         encoded = [ner.token_spans(tokenizer, text, maxlen) for text in texts[start:start +
                                                                                 batch_size]]
-        token_ids = sequence_padding([ids for ids, _ in encoded])
+        token_ids = sequence_padding([ids for ids, _ in encoded], length=maxlen)
         scores = model.predict([token_ids, np.zeros_like(token_ids)], verbose=0)
         for row, (ids, spans) in zip(scores, encoded):
             found.append(ner.crf_entities(decoder.decode(row[:len(ids)]), spans, types))
@@ -96,6 +97,7 @@ def train_and_evaluate(train, valid, epochs, batch_size, lr, maxlen=128, crf_lr_
     """Trains on `(text, entities)` sentences; returns (model, evaluator)."""
     types = ner.entity_types(train + valid)
     tokenizer = task_common.make_tokenizer(vocab, (text for text, _ in train + valid))
+    maxlen = min(maxlen, max(len(tokenizer.tokenize(text)) for text, _ in train + valid))
     strategy = strategy or task_common.make_strategy("default")
     with strategy.scope():
         config = task_common.model_config(config, SMALL_MODEL, tokenizer, maxlen)

@@ -37,7 +37,8 @@ HEAD_SIZE = 64
 
 
 class Batches(SeededBatches):
-    """Token ids, segment ids and `[types, length, length]` targets, padded per batch."""
+    """Token ids, segment ids and `[types, maxlen, maxlen]` targets, padded to `maxlen` (one
+    shape for every batch: Keras fixes the shapes it sees first)."""
 
     def __init__(self, sentences, tokenizer, types, maxlen, batch_size, **kwargs):
         super().__init__(sentences, batch_size, **kwargs)
@@ -48,9 +49,9 @@ class Batches(SeededBatches):
         for text, entities in items:
             ids, spans = ner.token_spans(self.tokenizer, text, self.maxlen)
             token_ids.append(ids)
-            labels.append(ner.pointer_labels(spans, entities, self.types, len(ids)))
-        token_ids = sequence_padding(token_ids)
-        return (token_ids, np.zeros_like(token_ids)), sequence_padding(labels, seq_dims=3)
+            labels.append(ner.pointer_labels(spans, entities, self.types, self.maxlen))
+        token_ids = sequence_padding(token_ids, length=self.maxlen)
+        return (token_ids, np.zeros_like(token_ids)), np.stack(labels)
 
 
 def recognize(model, tokenizer, texts, types, maxlen, batch_size=64):
@@ -59,7 +60,7 @@ def recognize(model, tokenizer, texts, types, maxlen, batch_size=64):
     for start in range(0, len(texts), batch_size):
         encoded = [ner.token_spans(tokenizer, text, maxlen) for text in texts[start:start +
                                                                                 batch_size]]
-        token_ids = sequence_padding([ids for ids, _ in encoded])
+        token_ids = sequence_padding([ids for ids, _ in encoded], length=maxlen)
         scores = model.predict([token_ids, np.zeros_like(token_ids)], verbose=0)
         found += [ner.pointer_entities(row, spans, types) for row, (_, spans) in
                   zip(scores, encoded)]
@@ -93,6 +94,7 @@ def train_and_evaluate(train, valid, epochs, batch_size, lr, maxlen=128, output=
     """Trains on `(text, entities)` sentences; returns (model, evaluator)."""
     types = ner.entity_types(train + valid)
     tokenizer = task_common.make_tokenizer(vocab, (text for text, _ in train + valid))
+    maxlen = min(maxlen, max(len(tokenizer.tokenize(text)) for text, _ in train + valid))
     strategy = strategy or task_common.make_strategy("default")
     with strategy.scope():
         config = task_common.model_config(config, SMALL_MODEL, tokenizer, maxlen)

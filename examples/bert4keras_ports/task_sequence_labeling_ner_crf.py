@@ -7,7 +7,6 @@
 # no --checkpoint, the model starts from random weights over --dict-path's vocabulary.
 # bert4keras reports validation F1 96.18% and test F1 95.35% with the pretrained BERT.
 import argparse
-import json
 
 import numpy as np
 from keras.layers import Dense

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from bert4keras_ext.tasks.common import character_vocabulary
+from bert4keras_ext.tasks.synthetic import ner_sentences
 from bert4keras_ext.tasks.synthetic.math_word_problems import generate, write_jsonl
 
 PORTS = Path(__file__).parents[2] / "examples" / "bert4keras_ports"
@@ -89,3 +91,38 @@ def test_masked_language_model_port_fills_the_masks(tmp_path):
     assert "MLM-Dense/kernel" in result.stderr  # the warning about the absent head
     words = result.stdout.strip().splitlines()[-1].split()
     assert 1 <= len(words) <= 2 and all(word.isprintable() for word in words)
+
+
+PEOPLE_DAILY = Path(__file__).parents[3] / "shared" / "data" / "people_daily_ner" / "example.test"
+
+
+def people_daily_format_files(folder):
+    """train / valid / test files in the People's Daily format: slices of the real corpus
+    when it is here (../shared/data), else generated sentences in its format."""
+    if PEOPLE_DAILY.exists():
+        blocks = PEOPLE_DAILY.read_text(encoding="utf-8").strip().split("\n\n")
+    else:
+        blocks = ["\n".join(f"{c} {tag}" for c, tag in sentence)
+                  for sentence in ner_sentences.generate(500)]
+    splits = {"train": blocks[:300], "valid": blocks[-60:-30], "test": blocks[-30:]}
+    for name, chosen in splits.items():
+        (folder / f"{name}.txt").write_text("\n\n".join(chosen) + "\n", encoding="utf-8")
+    characters = (line.split(" ")[0] for block in blocks for line in block.split("\n"))
+    vocab = character_vocabulary(characters)
+    (folder / "vocab.txt").write_text("\n".join(sorted(vocab, key=vocab.get)) + "\n",
+                                      encoding="utf-8")
+
+
+def test_ner_crf_port_learns_and_finds_entities(tmp_path):
+    """CRF over a 2-layer BERT from random weights, on 300 sentences of People's Daily: the
+    loss falls (14.2 -> 1.0 in 3 epochs with seed 0 on the real slice) and Viterbi decoding
+    finds entities of the held-out sentences (valid F1 0.24)."""
+    people_daily_format_files(tmp_path)
+    losses, stdout = run("task_sequence_labeling_ner_crf.py", tmp_path, "--train", "train.txt",
+                         "--valid", "valid.txt", "--test", "test.txt", "--dict-path",
+                         "vocab.txt", "--epochs", "3", "--bert-layers", "2", "--hidden", "64",
+                         "--maxlen", "64", "--lr", "3e-3", "--crf-lr-multiplier", "100",
+                         "--batch-size", "16")
+    assert losses[-1] < 0.3 * losses[0], losses
+    f1 = [float(value) for value in re.findall(r"valid:  f1: ([0-9.]+)", stdout)]
+    assert len(f1) == 3 and f1[-1] > 0, f1
