@@ -21,11 +21,9 @@ import keras
 import numpy as np
 
 from bert4keras_ext.backend import K
-from bert4keras_ext.data import SeededBatches, sequence_padding
 from bert4keras_ext.layers import ConditionalRandomField
 from bert4keras_ext.models import build_transformer_model
 from bert4keras_ext.optimizers import Adam
-from bert4keras_ext.saving import save_atomically
 from bert4keras_ext.snippets import ViterbiDecoder
 from bert4keras_ext.tasks import common as task_common
 from bert4keras_ext.tasks import ner
@@ -35,60 +33,18 @@ SMALL_MODEL = {"hidden_size": 128, "num_hidden_layers": 3, "num_attention_heads"
                "attention_probs_dropout_prob": 0.1}
 
 
-class Batches(SeededBatches):
-    """Token ids, segment ids and CRF labels, padded to `maxlen` (one shape for every batch:
-    Keras fixes the shapes it sees first)."""
+def recognizer(model, crf, tokenizer, types, maxlen):
+    """texts -> their `(start, end, type)` entities: label scores from the model, then the best
+    path of each sentence's tokens under the CRF's current transitions (paths start and end
+    outside an entity, as bert4keras's recognizer asks)."""
+    def recognize(texts):
+        decoder = ViterbiDecoder(trans=K.eval(crf.trans), starts=[0], ends=[0])
+        token_ids, spans = ner.encode(tokenizer, texts, maxlen)
+        scores = model.predict([token_ids, np.zeros_like(token_ids)], batch_size=64, verbose=0)
+        return [ner.crf_entities(decoder.decode(row[:len(row_spans)]), row_spans, types)
+                for row, row_spans in zip(scores, spans)]
 
-    def __init__(self, sentences, tokenizer, types, maxlen, batch_size, **kwargs):
-        super().__init__(sentences, batch_size, **kwargs)
-        self.tokenizer, self.types, self.maxlen = tokenizer, types, maxlen
-
-    def make_batch(self, items, rng):
-        token_ids, labels = [], []
-        for text, entities in items:
-            ids, spans = ner.token_spans(self.tokenizer, text, self.maxlen)
-            token_ids.append(ids)
-            labels.append(ner.crf_labels(spans, entities, self.types))
-        token_ids = sequence_padding(token_ids, length=self.maxlen)
-        return (token_ids, np.zeros_like(token_ids)), sequence_padding(labels, length=self.maxlen)
-
-
-def recognize(model, decoder, tokenizer, texts, types, maxlen, batch_size=64):
-    """The `(start, end, type)` entities of each text: label scores from the model, the best
-    path of each sentence's real tokens by Viterbi."""
-    found = []
-    for start in range(0, len(texts), batch_size):
-        encoded = [ner.token_spans(tokenizer, text, maxlen) for text in texts[start:start +
-                                                                                batch_size]]
-        token_ids = sequence_padding([ids for ids, _ in encoded], length=maxlen)
-        scores = model.predict([token_ids, np.zeros_like(token_ids)], verbose=0)
-        for row, (ids, spans) in zip(scores, encoded):
-            found.append(ner.crf_entities(decoder.decode(row[:len(ids)]), spans, types))
-    return found
-
-
-class Evaluator(keras.callbacks.Callback):
-    """Entity-level scores on the held-out sentences each epoch; keeps the best weights."""
-
-    def __init__(self, crf, tokenizer, valid, types, maxlen, path):
-        super().__init__()
-        self.crf, self.tokenizer, self.valid = crf, tokenizer, valid
-        self.types, self.maxlen, self.path = types, maxlen, path
-        self.best, self.history = -1.0, []
-
-    def on_epoch_end(self, epoch, logs=None):
-        # Paths start and end outside an entity (label 0), as bert4keras's recognizer asks.
-        decoder = ViterbiDecoder(trans=K.eval(self.crf.trans), starts=[0], ends=[0])
-        predicted = recognize(self.model, decoder, self.tokenizer,
-                              [text for text, _ in self.valid], self.types, self.maxlen)
-        f1, precision, recall = ner.scores(predicted, [entities for _, entities in self.valid])
-        self.history.append((f1, precision, recall))
-        if f1 > self.best:
-            self.best = f1
-            if self.path:
-                save_atomically(self.model, self.path)
-        print(f"epoch {epoch + 1}: valid precision {precision:.4f} recall {recall:.4f} "
-              f"F1 {f1:.4f} (best {self.best:.4f})")
+    return recognize
 
 
 def train_and_evaluate(train, valid, epochs, batch_size, lr, maxlen=128, crf_lr_multiplier=100,
@@ -107,9 +63,11 @@ def train_and_evaluate(train, valid, epochs, batch_size, lr, maxlen=128, crf_lr_
         crf = ConditionalRandomField(lr_multiplier=crf_lr_multiplier)
         model = keras.Model(encoder.inputs, crf(scores))
         model.compile(optimizer=Adam(lr), loss=crf.sparse_loss, metrics=[crf.sparse_accuracy])
-    evaluator = Evaluator(crf, tokenizer, valid, types, maxlen, output)
-    model.fit(Batches(train, tokenizer, types, maxlen, batch_size), epochs=epochs,
-              callbacks=[evaluator], verbose=verbose)
+    evaluator = ner.EntityEvaluator(recognizer(model, crf, tokenizer, types, maxlen), valid,
+                                    output)
+    batches = ner.Batches(train, tokenizer, maxlen, batch_size,
+                          lambda spans, entities: ner.crf_labels(spans, entities, types, maxlen))
+    model.fit(batches, epochs=epochs, callbacks=[evaluator], verbose=verbose)
     return model, evaluator
 
 

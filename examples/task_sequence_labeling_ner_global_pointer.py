@@ -22,11 +22,9 @@ by default, the real corpus with --train, a pretrained Chinese BERT with
 import keras
 import numpy as np
 
-from bert4keras_ext.data import SeededBatches, sequence_padding
 from bert4keras_ext.layers import GlobalPointer
 from bert4keras_ext.models import build_transformer_model
 from bert4keras_ext.optimizers import Adam
-from bert4keras_ext.saving import save_atomically
 from bert4keras_ext.tasks import common as task_common
 from bert4keras_ext.tasks import ner
 
@@ -36,57 +34,15 @@ SMALL_MODEL = {"hidden_size": 128, "num_hidden_layers": 3, "num_attention_heads"
 HEAD_SIZE = 64
 
 
-class Batches(SeededBatches):
-    """Token ids, segment ids and `[types, maxlen, maxlen]` targets, padded to `maxlen` (one
-    shape for every batch: Keras fixes the shapes it sees first)."""
+def recognizer(model, tokenizer, types, maxlen):
+    """texts -> their `(start, end, type)` entities: the pairs scored above 0."""
+    def recognize(texts):
+        token_ids, spans = ner.encode(tokenizer, texts, maxlen)
+        scores = model.predict([token_ids, np.zeros_like(token_ids)], batch_size=64, verbose=0)
+        return [ner.pointer_entities(row, row_spans, types)
+                for row, row_spans in zip(scores, spans)]
 
-    def __init__(self, sentences, tokenizer, types, maxlen, batch_size, **kwargs):
-        super().__init__(sentences, batch_size, **kwargs)
-        self.tokenizer, self.types, self.maxlen = tokenizer, types, maxlen
-
-    def make_batch(self, items, rng):
-        token_ids, labels = [], []
-        for text, entities in items:
-            ids, spans = ner.token_spans(self.tokenizer, text, self.maxlen)
-            token_ids.append(ids)
-            labels.append(ner.pointer_labels(spans, entities, self.types, self.maxlen))
-        token_ids = sequence_padding(token_ids, length=self.maxlen)
-        return (token_ids, np.zeros_like(token_ids)), np.stack(labels)
-
-
-def recognize(model, tokenizer, texts, types, maxlen, batch_size=64):
-    """The `(start, end, type)` entities of each text: the pairs scored above 0."""
-    found = []
-    for start in range(0, len(texts), batch_size):
-        encoded = [ner.token_spans(tokenizer, text, maxlen) for text in texts[start:start +
-                                                                                batch_size]]
-        token_ids = sequence_padding([ids for ids, _ in encoded], length=maxlen)
-        scores = model.predict([token_ids, np.zeros_like(token_ids)], verbose=0)
-        found += [ner.pointer_entities(row, spans, types) for row, (_, spans) in
-                  zip(scores, encoded)]
-    return found
-
-
-class Evaluator(keras.callbacks.Callback):
-    """Entity-level scores on the held-out sentences each epoch; keeps the best weights."""
-
-    def __init__(self, tokenizer, valid, types, maxlen, path):
-        super().__init__()
-        self.tokenizer, self.valid, self.types = tokenizer, valid, types
-        self.maxlen, self.path = maxlen, path
-        self.best, self.history = -1.0, []
-
-    def on_epoch_end(self, epoch, logs=None):
-        predicted = recognize(self.model, self.tokenizer, [text for text, _ in self.valid],
-                              self.types, self.maxlen)
-        f1, precision, recall = ner.scores(predicted, [entities for _, entities in self.valid])
-        self.history.append((f1, precision, recall))
-        if f1 > self.best:
-            self.best = f1
-            if self.path:
-                save_atomically(self.model, self.path)
-        print(f"epoch {epoch + 1}: valid precision {precision:.4f} recall {recall:.4f} "
-              f"F1 {f1:.4f} (best {self.best:.4f})")
+    return recognize
 
 
 def train_and_evaluate(train, valid, epochs, batch_size, lr, maxlen=128, output=None,
@@ -103,9 +59,10 @@ def train_and_evaluate(train, valid, epochs, batch_size, lr, maxlen=128, output=
         scores = GlobalPointer(len(types), HEAD_SIZE)(encoder.output)
         model = keras.Model(encoder.inputs, scores)
         model.compile(optimizer=Adam(lr), loss=ner.global_pointer_crossentropy)
-    evaluator = Evaluator(tokenizer, valid, types, maxlen, output)
-    model.fit(Batches(train, tokenizer, types, maxlen, batch_size), epochs=epochs,
-              callbacks=[evaluator], verbose=verbose)
+    evaluator = ner.EntityEvaluator(recognizer(model, tokenizer, types, maxlen), valid, output)
+    batches = ner.Batches(train, tokenizer, maxlen, batch_size, lambda spans, entities: (
+        ner.pointer_labels(spans, entities, types, maxlen)))
+    model.fit(batches, epochs=epochs, callbacks=[evaluator], verbose=verbose)
     return model, evaluator
 
 

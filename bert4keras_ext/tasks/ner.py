@@ -14,10 +14,13 @@ length]` start/end matrix of GlobalPointer ("GlobalPointer：用统一的方式�
 https://kexue.fm/archives/8373). Scores are entity-level: an entity counts as found when its
 start, end and type all match.
 """
+import keras
 import numpy as np
 from keras import ops
 
+from bert4keras_ext.data import SeededBatches, sequence_padding
 from bert4keras_ext.losses import multilabel_categorical_crossentropy
+from bert4keras_ext.saving import save_atomically
 from bert4keras_ext.tasks.common import positive_int
 from bert4keras_ext.tasks.synthetic import ner_sentences
 
@@ -103,12 +106,57 @@ def token_spans(tokenizer, text, maxlen):
     return tokenizer.tokens_to_ids(tokens), spans
 
 
-def crf_labels(spans, entities, types):
+def encode(tokenizer, texts, maxlen):
+    """`(token_ids, spans)` of several texts: the ids padded to `maxlen` (one shape for every
+    batch: Keras fixes the shapes it sees first) and each text's token spans."""
+    encoded = [token_spans(tokenizer, text, maxlen) for text in texts]
+    return sequence_padding([ids for ids, _ in encoded], length=maxlen), [
+        spans for _, spans in encoded]
+
+
+class Batches(SeededBatches):
+    """`([token_ids, segment_ids], labels)` batches of `(text, entities)` sentences, the
+    labels of each sentence made by `make_labels(spans, entities)` at one shape."""
+
+    def __init__(self, sentences, tokenizer, maxlen, batch_size, make_labels, **kwargs):
+        super().__init__(sentences, batch_size, **kwargs)
+        self.tokenizer, self.maxlen, self.make_labels = tokenizer, maxlen, make_labels
+
+    def make_batch(self, items, rng):
+        token_ids, spans = encode(self.tokenizer, [text for text, _ in items], self.maxlen)
+        labels = [self.make_labels(row, entities) for row, (_, entities) in zip(spans, items)]
+        return (token_ids, np.zeros_like(token_ids)), np.stack(labels)
+
+
+class EntityEvaluator(keras.callbacks.Callback):
+    """Entity-level scores of `recognize(texts)` (a list of `(start, end, type)` per text) on
+    the held-out sentences each epoch, printed and kept in `history`; the best weights are
+    saved to `path`."""
+
+    def __init__(self, recognize, valid, path=None):
+        super().__init__()
+        self.recognize, self.valid, self.path = recognize, valid, path
+        self.best, self.history = -1.0, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        predicted = self.recognize([text for text, _ in self.valid])
+        f1, precision, recall = scores(predicted, [entities for _, entities in self.valid])
+        self.history.append((f1, precision, recall))
+        if f1 > self.best:
+            self.best = f1
+            if self.path:
+                save_atomically(self.model, self.path)
+        print(f"epoch {epoch + 1}: valid precision {precision:.4f} recall {recall:.4f} "
+              f"F1 {f1:.4f} (best {self.best:.4f})")
+
+
+def crf_labels(spans, entities, types, length=None):
     """bert4keras's CRF label of every token: 0 outside, `2k + 1` at the first token of an
-    entity of type k, `2k + 2` inside; entities cut off by `maxlen` are dropped."""
+    entity of type k, `2k + 2` inside, padded with 0 to `length` (default: the tokens');
+    entities cut off by `maxlen` are dropped."""
     starts = {span[0]: index for index, span in enumerate(spans) if span}
     ends = {span[1]: index for index, span in enumerate(spans) if span}
-    labels = np.zeros(len(spans), "int32")
+    labels = np.zeros(length or len(spans), "int32")
     for start, end, label in entities:
         if start in starts and end in ends:
             kind = types.index(label)

@@ -7,12 +7,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
 
-from bert4keras_ext.tasks import ner  # noqa: E402
-from bert4keras_ext.tasks.synthetic.ner_sentences import generate  # noqa: E402
 from task_sequence_labeling_ner_crf import train_and_evaluate as train_crf  # noqa: E402
 from task_sequence_labeling_ner_global_pointer import (  # noqa: E402
     train_and_evaluate as train_global_pointer,
 )
+
+from bert4keras_ext.tasks import ner  # noqa: E402
+from bert4keras_ext.tasks.synthetic.ner_sentences import generate  # noqa: E402
 
 
 def sentences(count, seed):
