@@ -79,7 +79,9 @@ def _evaluate(node, depth, source, exact):
         value = _evaluate(node.operand, depth + 1, source, exact)
         return -value if isinstance(node.op, ast.USub) else value
     if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
-        left = _evaluate(node.left, depth + 1, source, exact)
+        # A chain `a+b+c+...` nests to the left: its length is bounded by MAX_CHARS, only
+        # nesting to the right (brackets, signs, powers) counts as depth.
+        left = _evaluate(node.left, depth, source, exact)
         right = _evaluate(node.right, depth + 1, source, exact)
         if isinstance(node.op, ast.Pow):
             if abs(right) > MAX_EXPONENT or (left == 0 and right < 0):

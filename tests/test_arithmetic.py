@@ -66,6 +66,15 @@ def test_only_decimal_literals_are_numbers(expression):
     assert safe_eval(expression) is None and safe_eval(expression, exact=True) is None
 
 
+def test_long_chains_are_arithmetic_not_depth():
+    """A sum of 200 terms is not deep nesting (it was refused as such); 51 nested signs or
+    brackets still are."""
+    assert safe_eval("+".join(["1"] * 200)) == 200.0
+    assert safe_eval("*".join(["1.5"] * 20), exact=True) == Fraction(3, 2) ** 20
+    assert safe_eval("-" * 51 + "1") is None and safe_eval("-" * 50 + "1") == 1.0
+    assert safe_eval("(" * 51 + "1" + ")" * 51) is None
+
+
 def test_fraction_sizes_are_bounded():
     """A01b: '((1/3)**100)**100' is refused, not a 4772-digit denominator; (1/3)**100 and a
     literal of 1233 digits still pass; A07's float results are unchanged."""
