@@ -606,14 +606,6 @@ class SpTokenizer(TokenizerBase):
         return self.sp_model.decode_pieces(self._untranslated(self.ids_to_tokens(ids)))
 
 
-def lower_case(text):
-    """Accents stripped (NFD, marks dropped), then each character lower-cased on its own, as
-    the reference does (so a word-final Greek sigma stays 'σ')."""
-    stripped = "".join(c for c in unicodedata.normalize("NFD", text)
-                       if unicodedata.category(c) != "Mn")
-    return "".join(c.lower() for c in stripped)
-
-
 def lower_case_located(text, origins):
     """`lower_case(text)` and the origin of each of its characters, given those of `text`."""
     if text.isascii():
@@ -625,6 +617,14 @@ def lower_case_located(text, origins):
     # (NFD only reorders combining marks, never adds or drops one), so the lengths agree.
     located = [origin for char, origin in zip(text, origins) for _ in lower_case(char)]
     return lowered, located
+
+
+def lower_case(text):
+    """Accents stripped (NFD, marks dropped), then each character lower-cased on its own, as
+    the reference does (so a word-final Greek sigma stays 'σ')."""
+    stripped = "".join(c for c in unicodedata.normalize("NFD", text)
+                       if unicodedata.category(c) != "Mn")
+    return "".join(c.lower() for c in stripped)
 
 
 def truncate_sequences(maxlen, indices, *sequences):
