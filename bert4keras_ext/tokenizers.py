@@ -27,15 +27,34 @@ import collections
 import os
 import re
 import unicodedata
+import warnings
 
+from bert4keras_ext import arguments
 from bert4keras_ext.backend import one_of
 
 RESERVED_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 MAX_WORD_CHARS = 100
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_CJK_CLASS = "".join(f"{chr(low)}-{chr(high)}" for low, high in (
+    (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
+    (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F)))
+_CJK = re.compile(f"[{_CJK_CLASS}]")
+# BERT's first split: each CJK character, and each run of characters that are neither CJK nor
+# whitespace (\s is str.isspace: BERT's whitespace " \t\n\r" and Zs, and the line and
+# paragraph separators at which its str.split also cuts).
+_CHUNK = re.compile(f"[{_CJK_CLASS}]|[^\\s{_CJK_CLASS}]+")
 
 
 def load_vocab(path=None, encoding="utf-8", simplified=False, startswith=None, dict_path=None):
-    """Reads a `vocab.txt` (one token per line) into `{token: id}`.
+    """Reads a `vocab.txt` into `{token: id}`: the id of a token is its line number (from 0),
+    the checkpoint's embedding row, as BERT, transformers and the `tokenizers` package read it.
+
+    A line's token is its first whitespace-separated field. Lines end at '\\n' only (a
+    trailing '\\r' is whitespace), so a token holding another line separator cannot shift
+    later ids. A blank or whitespace-only line keeps its id without a token (the
+    `Tokenizer` decodes that id as ''). A token on several lines gets the id of its last line,
+    as BERT's, transformers' and the `tokenizers` package's readers give it, with a warning
+    naming the lines; the earlier lines keep their ids without a token.
 
     With `simplified=True` returns `(token_dict, keep_tokens)`: the tokens in `startswith`
     first, then every token except those of several characters that contain a CJK character or
@@ -47,18 +66,29 @@ def load_vocab(path=None, encoding="utf-8", simplified=False, startswith=None, d
     if not os.path.exists(path):
         raise FileNotFoundError(f"Vocabulary file not found: {path}")
     try:
-        with open(path, encoding=encoding) as file:
-            lines = file.read().splitlines()
+        # newline="": no translation of '\\r' or other separators into line ends.
+        with open(path, encoding=encoding, newline="") as file:
+            lines = file.read().split("\n")
     except UnicodeDecodeError as error:
         raise ValueError(f"Vocabulary file {path} is not {encoding} text: {error}") from error
-    token_dict = {}
-    for line in lines:
-        parts = line.split()
-        token = parts[0] if parts else line.strip()
-        if token and token not in token_dict:
-            token_dict[token] = len(token_dict)
+    if lines[-1] == "":
+        lines.pop()  # the end of the last line, not a line of its own
+    token_dict, repeated = {}, {}
+    for index, line in enumerate(lines):
+        fields = line.split()
+        if not fields:
+            continue
+        if fields[0] in token_dict:
+            repeated.setdefault(fields[0], [token_dict[fields[0]]]).append(index)
+        token_dict[fields[0]] = index
     if not token_dict:
         raise ValueError(f"Vocabulary file {path} has no tokens.")
+    if repeated:
+        token, indices = next(iter(repeated.items()))
+        warnings.warn(f"Vocabulary file {path} repeats {len(repeated)} token(s), e.g. "
+                      f"{token!r} on lines {[index + 1 for index in indices]} (counted from "
+                      f"1); each gets the id of its last line ({token!r}: {indices[-1]}).",
+                      stacklevel=2)
     if not simplified:
         return token_dict
 
@@ -79,30 +109,32 @@ def load_vocab(path=None, encoding="utf-8", simplified=False, startswith=None, d
 
 
 def save_vocab(dict_path, token_dict, encoding="utf-8"):
-    """Writes `{token: id}` (a `load_vocab(..., simplified=True)` result, say) as a `vocab.txt`:
-    the tokens in the order of their ids, one a line, so `load_vocab` reads it back (with the
-    ids renumbered 0, 1, ... if they had gaps)."""
+    """Writes `{token: id}` (a `load_vocab(..., simplified=True)` result, say) as a `vocab.txt`
+    that `load_vocab` reads back as the same dict: the token of id i on line i, and a blank
+    line for an id without a token (bert4keras closes such gaps, renumbering later tokens)."""
     if not isinstance(token_dict, dict):
         raise TypeError(f"`token_dict` must be a {{token: id}} dict; received "
                         f"{type(token_dict).__name__}.")
-    for token in token_dict:
+    lines = {}
+    for token, index in token_dict.items():
         # load_vocab reads the first whitespace-separated field of each line (line breaks
         # are whitespace too).
         if not isinstance(token, str) or token.split() != [token]:
             raise ValueError(f"`token_dict` has the token {token!r}, which one line of a "
                              f"vocab.txt cannot hold (it must be a non-empty string without "
                              f"whitespace or line breaks).")
+        index = arguments.integer(index, f"token_dict[{token!r}]", minimum=0)
+        if index in lines:
+            raise ValueError(f"`token_dict` gives {lines[index]!r} and {token!r} the same id "
+                             f"{index}; one line of a vocab.txt holds one token.")
+        lines[index] = token
     with open(dict_path, "w", encoding=encoding) as file:
-        file.writelines(token + "\n" for token in sorted(token_dict, key=token_dict.get))
+        file.writelines(lines.get(index, "") + "\n" for index in range(max(lines, default=-1) + 1))
 
 
 def is_cjk(char):
     """CJK Unified Ideographs (BERT's ranges): each becomes a token of its own."""
-    code = ord(char)
-    return (0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF or 0x20000 <= code <= 0x2A6DF
-            or 0x2A700 <= code <= 0x2B73F or 0x2B740 <= code <= 0x2B81F
-            or 0x2B820 <= code <= 0x2CEAF or 0xF900 <= code <= 0xFAFF
-            or 0x2F800 <= code <= 0x2FA1F)
+    return _CJK.match(char) is not None
 
 
 def is_punctuation(char):
@@ -119,10 +151,6 @@ def is_wide_punctuation(char):
     return is_punctuation(char) and (
         0x3000 <= code <= 0x303F or 0xFF00 <= code <= 0xFF65 or 0x2013 <= code <= 0x2027
         or 0xFE4F <= code <= 0xFE54 or code == 0xB7)
-
-
-def is_whitespace(char):
-    return char in " \t\n\r" or unicodedata.category(char) == "Zs"
 
 
 def is_control(char):
@@ -185,7 +213,7 @@ class TokenizerBase:
             raise TypeError(f"`text` must be a string; received {type(text).__name__}.")
         head = [] if self._token_start is None else [self._token_start]
         tail = [] if self._token_end is None else [self._token_end]
-        if maxlen is not None and (not isinstance(maxlen, int) or maxlen < len(head + tail)):
+        if maxlen is not None and arguments.integer(maxlen, "maxlen") < len(head + tail):
             raise ValueError(f"`maxlen` must be an integer >= {len(head + tail)} (the start and "
                              f"end tokens {head + tail}); received {maxlen!r}.")
         missing = [token for token in head + tail if self._piece_id(token) is None]
@@ -223,32 +251,38 @@ class TokenizerBase:
 
         Texts may also be given as token lists (with their start and end tokens). With
         `maxlen`, one token at a time is removed from the longer text (the second counted with
-        its start token, as bert4keras does), at its end before the end token
-        (`truncate_from='right'`), after the start token (`'left'`), or at the index
-        `truncate_from`.
+        its start token, as bert4keras does): the last before the end token
+        (`truncate_from='right'`), the first after the start token (`'left'`), or the one at
+        the index `truncate_from` of that text's tokens (start and end tokens included,
+        negative from the end). The start and end tokens always stay: an index that points
+        at one of them, or past the text's own tokens, is taken as the nearest text token,
+        so 0 acts as 'left' and -1 as 'right' (bert4keras removes them, or fails with an
+        IndexError once the text is shorter than the index).
         """
         if pattern not in ("S*E*E", "S*ES*E"):
             raise ValueError(f"`pattern` must be 'S*E*E' or 'S*ES*E'; received {pattern!r}.")
         has_start, has_end = self._token_start is not None, self._token_end is not None
-        if truncate_from == "right":
-            index = -1 - has_end
-        elif truncate_from == "left":
-            index = int(has_start)
-        elif isinstance(truncate_from, int):
-            index = truncate_from
-        else:
+        if isinstance(truncate_from, str) and truncate_from in ("right", "left"):
+            index = -1 if truncate_from == "right" else 0
+        elif isinstance(truncate_from, str):
             raise ValueError("`truncate_from` must be 'right', 'left' or an index; received "
                              f"{truncate_from!r}.")
+        else:
+            index = arguments.integer(truncate_from, "truncate_from")
         first = self._tokens_of(first_text, "first_text")
         second = [] if second_text is None else self._tokens_of(second_text, "second_text")
         # Both texts keep their start token while truncating; 'S*E*E' drops the second's after.
         drop_second_start = bool(second) and has_start and pattern == "S*E*E"
         shortest = (has_start + has_end) * (1 + bool(second)) - drop_second_start
-        if maxlen is not None and (not isinstance(maxlen, int) or maxlen < shortest):
+        if maxlen is not None and arguments.integer(maxlen, "maxlen") < shortest:
             raise ValueError(f"`maxlen` must be an integer >= {shortest} (the start and end "
                              f"tokens of pattern {pattern!r}); received {maxlen!r}.")
-        if maxlen is not None:
-            truncate_sequences(maxlen + drop_second_start, index, first, second)
+        while maxlen is not None and len(first) + len(second) > maxlen + drop_second_start:
+            # One token at a time, each text's index kept between its start and end tokens.
+            texts = [text for text in (first, second) if text]
+            truncate_sequences(len(first) + len(second) - 1, [
+                min(max(index if index >= 0 else len(text) + index, int(has_start)),
+                    len(text) - 1 - has_end) for text in texts], *texts)
         if drop_second_start:
             second = second[1:]
         return (self.tokens_to_ids(first + second),
@@ -295,7 +329,11 @@ class Tokenizer(TokenizerBase):
             raise ValueError(f"`token_dict` maps several tokens to one id, e.g. "
                              f"{[t for t, i in self.token_dict.items() if i == example]} -> "
                              f"{example}; ids must be unique.")
-        self._vocab_size = len(self.token_dict)
+        for token, index in self.token_dict.items():
+            arguments.integer(index, f"token_dict[{token!r}]", minimum=0)
+        # Ids may skip some rows (blank lines of a vocab.txt): the vocabulary has as many
+        # rows as its highest id needs.
+        self._vocab_size = max(self._token_dict_inv) + 1
         self.do_lower_case = do_lower_case
         self._token_cls_id = self.token_dict.get("[CLS]")
         self._token_sep_id = self.token_dict.get("[SEP]")
@@ -315,57 +353,91 @@ class Tokenizer(TokenizerBase):
 
     # Text -> tokens.
     def _tokenize(self, text):
-        parts = self._special_pattern.split(text) if self._special_pattern else [text]
-        tokens = []
-        # Odd parts are special tokens written in the text.
-        for index, part in enumerate(parts):
-            if index % 2:
-                tokens.append(part)
-            elif self._pre_tokenize is None:
-                tokens += self._word_tokens(part)
-            else:
-                # bert4keras lower-cases before splitting, so the words match the vocabulary.
-                if self.do_lower_case:
-                    part = lower_case(part)
-                for word in self._pre_tokenized(part):
-                    tokens += [word] if word in self.token_dict else self._word_tokens(word)
-        return tokens
+        return [token for token, _ in self._located_tokens(text, self._fast)]
 
-    def _word_tokens(self, text):
-        """Basic splitting, then WordPiece (both in Rust with `fast=True`)."""
-        if self._fast is not None:
-            return self._fast.encode(text, add_special_tokens=False).tokens
-        return [piece for word in self._basic_words(text) for piece in self._word_pieces(word)]
+    def _located_tokens(self, text, fast=None):
+        """The tokens of `text`, each with the indices of the characters of `text` it came
+        from (None where that is unknown: the tokens of the Rust backend `fast`, which
+        `rematch` therefore does not use, or of a word `pre_tokenize` changed). Special tokens
+        written in the text stay whole."""
+        located, position = [], 0
+        written = self._special_pattern.finditer(text) if self._special_pattern else ()
+        for special in [*written, None]:
+            end = len(text) if special is None else special.start()
+            located += self._part_tokens(text[position:end], range(position, end), fast)
+            if special is not None:
+                located.append((special.group(), range(special.start(), special.end())))
+                position = special.end()
+        return located
 
-    def _basic_words(self, text):
-        spaced = []
-        for char in text:
-            if char in ("\x00", "\ufffd") or is_control(char):
+    def _part_tokens(self, text, origins, fast):
+        """Located tokens of a text without special tokens; with `pre_tokenize`, a word of the
+        vocabulary stays one token."""
+        if self._pre_tokenize is None:
+            return self._word_tokens(text, origins, fast)
+        if self.do_lower_case:
+            # bert4keras lower-cases before splitting, so the words match the vocabulary.
+            text, origins = lower_case_located(text, origins)
+        located, position = [], 0
+        for word in self._pre_tokenized(text):
+            start = text.find(word, position)
+            if start < 0:  # not a piece of the text: its tokens have no characters there
+                located += [(token, None) for token, _ in
+                            self._word_tokens(word, range(len(word)), fast)]
                 continue
-            if is_whitespace(char):
-                spaced.append(" ")
-            elif is_cjk(char):
-                spaced.append(f" {char} ")
+            position = start + len(word)
+            if word in self.token_dict:
+                located.append((word, origins[start:position]))
             else:
-                spaced.append(char)
+                located += self._word_tokens(word, origins[start:position], fast)
+        return located
+
+    def _word_tokens(self, text, origins, fast):
+        """Basic splitting, then WordPiece (both in Rust with `fast`)."""
+        if fast is not None:
+            # Lone surrogates cannot pass into Rust; the Python path drops them (category
+            # Cs, a control character) before anything else, so dropping them here first
+            # gives the same tokens.
+            text = _SURROGATES.sub("", text)
+            return [(token, None) for token in fast.encode(text, add_special_tokens=False).tokens]
+        return [(piece, word_origins[start:end])
+                for word, word_origins in self._basic_words(text, origins)
+                for piece, start, end in self._word_pieces(word)]
+
+    def _basic_words(self, text, origins):
+        """BERT's basic splitting: control characters dropped; words split at whitespace,
+        around each CJK character and at punctuation (kept as a word of its own); lower-cased
+        with accents stripped if `do_lower_case`. Each word comes with the `origins` of its
+        characters."""
+        # Printable text has no control characters (the check is quick; most text passes).
+        if not text.isprintable() or "\ufffd" in text:
+            kept = [index for index, char in enumerate(text)
+                    if char not in ("\x00", "\ufffd") and not is_control(char)]
+            text, origins = "".join(text[index] for index in kept), [origins[i] for i in kept]
         words = []
-        for word in "".join(spaced).split():
+        for chunk in _CHUNK.finditer(text):
+            word, word_origins = chunk.group(), origins[chunk.start():chunk.end()]
             if self.do_lower_case:
-                word = lower_case(word)
-            piece = ""
-            for char in word:
-                if is_punctuation(char):
-                    words += [piece, char] if piece else [char]
-                    piece = ""
-                else:
-                    piece += char
-            if piece:
-                words.append(piece)
-        return [word for part in words for word in part.split()]
+                word, word_origins = lower_case_located(word, word_origins)
+            start = 0
+            for index, char in enumerate(word):
+                if is_punctuation(char) or char.isspace():
+                    if start < index:
+                        words.append((word[start:index], word_origins[start:index]))
+                    if not char.isspace():
+                        words.append((char, word_origins[index:index + 1]))
+                    start = index + 1
+            if start < len(word):
+                words.append((word[start:], word_origins[start:]))
+        return words
 
     def _word_pieces(self, word):
+        """Greedy longest-match WordPiece: (piece, start, end) with the characters of `word`
+        each piece covers; one [UNK] for the whole word if some part matches no piece or the
+        word is longer than MAX_WORD_CHARS."""
+        unknown = [("[UNK]", 0, len(word))]
         if len(word) > MAX_WORD_CHARS:
-            return ["[UNK]"]
+            return unknown
         pieces, start = [], 0
         while start < len(word):
             for end in range(len(word), start, -1):
@@ -373,8 +445,8 @@ class Tokenizer(TokenizerBase):
                 if piece in self.token_dict:
                     break
             else:
-                return ["[UNK]"]
-            pieces.append(piece)
+                return unknown
+            pieces.append((piece, start, end))
             start = end
         return pieces
 
@@ -401,12 +473,12 @@ class Tokenizer(TokenizerBase):
         return index
 
     def id_to_token(self, i):
-        try:
-            return self._token_dict_inv[int(i)]
-        except KeyError:
-            raise ValueError(f"Token id {int(i)} is not in the vocabulary (ids "
-                             f"{min(self._token_dict_inv)} to {max(self._token_dict_inv)})."
-                             ) from None
+        """The token of id `i`; '' for an id without a token (a blank line of a vocab.txt)."""
+        index = int(i)
+        if not 0 <= index < self._vocab_size:
+            raise ValueError(f"Token id {index} is not in the vocabulary (ids 0 to "
+                             f"{self._vocab_size - 1}).")
+        return self._token_dict_inv.get(index, "")
 
     def decode(self, ids, tokens=None):
         """Readable text, as bert4keras writes it: `token_translate` undone, special tokens
@@ -439,28 +511,32 @@ class Tokenizer(TokenizerBase):
         return text.strip()
 
     def rematch(self, text, tokens):
-        """For each token (of `tokenize(text)`, translated or not), the indices of the
-        characters of `text` it came from ([] for special tokens and [UNK])."""
-        normalized, origin = "", []
-        for index, char in enumerate(text):
-            if self.do_lower_case:
-                char = lower_case(char)
-            char = "".join(c for c in char if c not in ("\x00", "\ufffd") and not is_control(c))
-            normalized += char
-            origin.extend([index] * len(char))
-        mapping, offset = [], 0
+        """For each token of `tokens`, the indices of the characters of `text` it came from:
+        [] for special tokens (the start and end tokens, those written in the text) and for
+        [UNK].
+
+        `tokens` are those of `tokenize(text)` (translated or not), possibly with some removed
+        (`maxlen`); each is matched, in order, to the next token of the same text the
+        tokenizer reads there, so a token never lands inside the characters of an [UNK] word
+        or of a special token written in the text (bert4keras searches the text for each
+        token's letters after the previous match, and may). A token the text does not give
+        raises a ValueError.
+        """
+        located = [(token, origins) for token, origins in self._located_tokens(text)
+                   if token not in self._special_tokens]
+        mapping, position, after = [], 0, 0
         for token in self._untranslated(tokens):
             if token in self._special_tokens:
                 mapping.append([])
                 continue
-            piece = token[2:] if token.startswith("##") else token
-            start = normalized.find(piece, offset)
-            if start < 0:
+            found = next((index for index in range(position, len(located))
+                          if located[index][0] == token), None)
+            if found is None:
                 raise ValueError(f"Token {token!r} is not found in `text` after character "
-                                 f"{offset}; `tokens` must come from this text.")
-            end = start + len(piece)
-            mapping.append(origin[start:end])
-            offset = end
+                                 f"{after}; `tokens` must come from this text.")
+            origins = list(located[found][1] or [])
+            mapping.append(origins)
+            position, after = found + 1, origins[-1] + 1 if origins else after
         return mapping
 
 
@@ -528,6 +604,19 @@ class SpTokenizer(TokenizerBase):
         """Text of the ids, with `token_translate` undone, written back by SentencePiece
         (control pieces such as `</s>` dropped, unknown ones as ' ⁇ ')."""
         return self.sp_model.decode_pieces(self._untranslated(self.ids_to_tokens(ids)))
+
+
+def lower_case_located(text, origins):
+    """`lower_case(text)` and the origin of each of its characters, given those of `text`."""
+    if text.isascii():
+        return text.lower(), origins
+    lowered = lower_case(text)
+    if len(text) == 1:
+        return lowered, [origins[0]] * len(lowered)
+    # Each character's own result has the same characters as its part of the whole text's
+    # (NFD only reorders combining marks, never adds or drops one), so the lengths agree.
+    located = [origin for char, origin in zip(text, origins) for _ in lower_case(char)]
+    return lowered, located
 
 
 def lower_case(text):

@@ -153,7 +153,9 @@ def test_sp_tokenizer_without_pad_or_start_pieces(plain_sp_model):
 def test_maxlen_is_kept_for_every_start_end_pattern_and_side(kind, sp_model):
     """`encode` gives min(maxlen, full length) ids for every combination, also without a
     start token (bert4keras gives one id too many there with 'S*E*E'); the ids are those of
-    the untruncated encoding with some text tokens removed."""
+    the untruncated encoding with some text tokens removed: never a start or end token, also
+    with an index `truncate_from` that points at one or past the text (reliability probe 2,
+    T07)."""
     vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *"abcdefghij"])}
     for start, end in itertools.product(["[CLS]", None], ["[SEP]", None]):
         if kind == "wordpiece":
@@ -163,7 +165,8 @@ def test_maxlen_is_kept_for_every_start_end_pattern_and_side(kind, sp_model):
             tokenizer = SpTokenizer(sp_model, token_start=start, token_end=end)
             first, second = "the cat sat on the mat", "a dog"
         edges = {tokenizer._token_start_id, tokenizer._token_end_id} - {None}
-        for pattern, side in itertools.product(["S*E*E", "S*ES*E"], ["left", "right"]):
+        for pattern, side in itertools.product(["S*E*E", "S*ES*E"],
+                                               ["left", "right", 0, 2, -1, -3, 9, -9]):
             full, full_segments = tokenizer.encode(first, second, pattern=pattern)
             for maxlen in range(len(edges) * 2 + 1, len(full) + 2):
                 ids, segments = tokenizer.encode(first, second, maxlen, pattern, side)
@@ -222,8 +225,10 @@ def test_save_vocab_round_trips_through_load_vocab(tmp_path):
     save_vocab(str(path), simple)
     assert load_vocab(dict_path=str(path)) == simple == {"[PAD]": 0, "[UNK]": 1, "##ing": 2,
                                                          "hello": 3}
-    save_vocab(str(path), {"a": 5, "b": 9})
-    assert load_vocab(str(path)) == {"a": 0, "b": 1}
+    # Ids with gaps stay (blank lines), so the ids keep matching the embedding rows.
+    save_vocab(str(path), {"a": 5, "b": 2})
+    assert path.read_text(encoding="utf-8") == "\n\nb\n\n\na\n"
+    assert load_vocab(str(path)) == {"a": 5, "b": 2}
 
 
 @pytest.mark.parametrize("call, error, message", [
@@ -248,6 +253,10 @@ def test_save_vocab_round_trips_through_load_vocab(tmp_path):
      "`token_dict` has the token 'a b', which one line of a vocab.txt cannot hold"),
     (lambda model: save_vocab(model.parent / "v.txt", ["a"]), TypeError,
      r"`token_dict` must be a \{token: id\} dict; received list"),
+    (lambda model: save_vocab(model.parent / "v.txt", {"a": 1, "b": 1}), ValueError,
+     "`token_dict` gives 'a' and 'b' the same id 1; one line of a vocab.txt holds one token"),
+    (lambda model: save_vocab(model.parent / "v.txt", {"a": -1}), ValueError,
+     r"`token_dict\['a'\]` must be an integer >= 0; received -1"),
 ])
 def test_bad_arguments_are_refused_naming_them(call, error, message, sp_model):
     with pytest.raises(error, match=message):
