@@ -21,18 +21,18 @@ def test_integer_takes_numpy_integers_as_python_ints():
     assert arguments.integer(-5, "output_axis") == -5  # no minimum: any integer
 
 
-@pytest.mark.parametrize("value, error, message", [
-    (True, ArgumentTypeError, r"`topk` must be a positive integer; received True \(bool\)\."),
-    (np.bool_(True), ArgumentTypeError, r"received np.True_ \(bool\)|received True \(bool_\)"),
-    (2.0, ArgumentTypeError, r"`topk` must be a positive integer; received 2.0 \(float\)\."),
-    ("2", ArgumentTypeError, r"received '2' \(str\)"),
-    (None, ArgumentTypeError, r"received None \(NoneType\)"),
-    (0, ValueError, r"`topk` must be a positive integer; received 0\.$"),
-    (np.int64(-1), ValueError, r"`topk` must be a positive integer; received -1\.$"),
-])
-def test_integer_refuses_non_integers_and_small_values(value, error, message):
-    with pytest.raises(error, match=message):
-        arguments.integer(value, "topk", minimum=1)
+def test_integer_refuses_non_integers_and_small_values():
+    for value, error, message in [
+        (True, ArgumentTypeError, r"`topk` must be a positive integer; received True \(bool\)\."),
+        (np.bool_(True), ArgumentTypeError, r"received np.True_ \(bool\)|received True \(bool_\)"),
+        (2.0, ArgumentTypeError, r"`topk` must be a positive integer; received 2.0 \(float\)\."),
+        ("2", ArgumentTypeError, r"received '2' \(str\)"),
+        (None, ArgumentTypeError, r"received None \(NoneType\)"),
+        (0, ValueError, r"`topk` must be a positive integer; received 0\.$"),
+        (np.int64(-1), ValueError, r"`topk` must be a positive integer; received -1\.$"),
+    ]:
+        with pytest.raises(error, match=message):
+            arguments.integer(value, "topk", minimum=1)
 
 
 def test_integer_wording_of_the_bound():
@@ -55,28 +55,28 @@ def test_real_takes_numpy_and_python_numbers_as_floats():
     assert arguments.real(math.inf, "x", finite=False) == math.inf
 
 
-@pytest.mark.parametrize("kwargs, value, error, message", [
-    ({"above": 0}, 0.0, ValueError, r"`r` must be a finite number > 0; received 0.0\."),
-    ({"above": 0}, True, ArgumentTypeError, r"`r` must be a finite number > 0; received True "
-                                            r"\(bool\)"),
-    ({}, math.nan, ValueError, r"`r` must be a finite number; received nan\."),
-    ({}, np.float32("nan"), ValueError, r"received nan"),
-    ({"finite": False}, math.nan, ValueError, r"`r` must be a number; received nan\."),
-    ({}, math.inf, ValueError, r"`r` must be a finite number; received inf\."),
-    ({"minimum": 0}, -1e-3, ValueError, r"`r` must be a finite number >= 0; received -0.001"),
-    ({"maximum": 1}, 1.5, ValueError, r"`r` must be a finite number <= 1; received 1.5"),
-    ({"below": 1}, 1.0, ValueError, r"`r` must be a finite number < 1; received 1.0"),
-    ({"minimum": 0, "below": 1}, 1.0, ValueError, r"`r` must be a number in \[0, 1\); "
-                                                  r"received 1.0"),
-    ({"above": 0, "maximum": 1}, 0.0, ValueError, r"`r` must be a number in \(0, 1\]; "
-                                                  r"received 0.0"),
-    ({"minimum": 0, "maximum": 1}, math.nan, ValueError, r"in \[0, 1\]; received nan"),
-    ({}, "0.5", ArgumentTypeError, r"received '0.5' \(str\)"),
-    ({}, 1j, ArgumentTypeError, r"received 1j \(complex\)"),
-])
-def test_real_refuses_bool_nan_and_out_of_range_values(kwargs, value, error, message):
-    with pytest.raises(error, match=message):
-        arguments.real(value, "r", **kwargs)
+def test_real_refuses_bool_nan_and_out_of_range_values():
+    for kwargs, value, error, message in [
+        ({"above": 0}, 0.0, ValueError, r"`r` must be a finite number > 0; received 0.0\."),
+        ({"above": 0}, True, ArgumentTypeError, r"`r` must be a finite number > 0; received True "
+                                                r"\(bool\)"),
+        ({}, math.nan, ValueError, r"`r` must be a finite number; received nan\."),
+        ({}, np.float32("nan"), ValueError, r"received nan"),
+        ({"finite": False}, math.nan, ValueError, r"`r` must be a number; received nan\."),
+        ({}, math.inf, ValueError, r"`r` must be a finite number; received inf\."),
+        ({"minimum": 0}, -1e-3, ValueError, r"`r` must be a finite number >= 0; received -0.001"),
+        ({"maximum": 1}, 1.5, ValueError, r"`r` must be a finite number <= 1; received 1.5"),
+        ({"below": 1}, 1.0, ValueError, r"`r` must be a finite number < 1; received 1.0"),
+        ({"minimum": 0, "below": 1}, 1.0, ValueError, r"`r` must be a number in \[0, 1\); "
+                                                      r"received 1.0"),
+        ({"above": 0, "maximum": 1}, 0.0, ValueError, r"`r` must be a number in \(0, 1\]; "
+                                                      r"received 0.0"),
+        ({"minimum": 0, "maximum": 1}, math.nan, ValueError, r"in \[0, 1\]; received nan"),
+        ({}, "0.5", ArgumentTypeError, r"received '0.5' \(str\)"),
+        ({}, 1j, ArgumentTypeError, r"received 1j \(complex\)"),
+    ]:
+        with pytest.raises(error, match=message):
+            arguments.real(value, "r", **kwargs)
 
 
 def test_bounds_are_inclusive_or_strict_as_named():
@@ -109,22 +109,26 @@ def test_schedule_sorted_from_dicts_and_pairs():
     assert points == [(5, 0.5)] and [type(v) for v in points[0]] == [int, float]
 
 
-@pytest.mark.parametrize("schedule, error, message", [
-    # O01 (a negative multiplier: gradient ascent), O02 (NaN: NaN weights), O04 (float steps).
-    ({0: -1.0, 10: -1.0}, ValueError, r"`s\[0\]` must be a finite number >= 0; received -1.0"),
-    ({0: math.nan, 10: 1.0}, ValueError, r"`s\[0\]` must be a finite number >= 0; received nan"),
-    ({0: 1.0, 10: math.inf}, ValueError, r"`s\[10\]` must be a finite number >= 0; received inf"),
-    ({0.5: 1.0, 1.5: 0.1}, ValueError, r"`s` steps must be integers >= 0; received the step 0.5"),
-    ({True: 1.0}, ValueError, r"steps must be integers >= 0; received the step True"),
-    ({-1: 1.0}, ValueError, r"steps must be integers >= 0; received the step -1"),
-    ({"10": 1.0}, ValueError, r"received the step '10'"),
-    ({10: True}, ArgumentTypeError, r"`s\[10\]` must be a finite number >= 0; received True"),
-    ([(10, 1.0), (10, 0.5)], ValueError, r"`s` gives a step more than once"),
-    ({}, ArgumentTypeError, r"`s` must be a non-empty dict \{step: multiplier\}; received \{\}"),
-    (None, ArgumentTypeError, r"received None"),
-    ([1, 2], ArgumentTypeError, r"received \[1, 2\]"),
-])
-def test_schedule_refuses_bad_steps_and_multipliers(schedule, error, message):
+def test_schedule_refuses_bad_steps_and_multipliers():
     """Reliability probe 2, O01, O02, O04."""
-    with pytest.raises(error, match=message):
-        arguments.schedule(schedule, "s")
+    for schedule, error, message in [
+        # O01 (a negative multiplier: gradient ascent), O02 (NaN: NaN weights), O04 (float steps).
+        ({0: -1.0, 10: -1.0}, ValueError, r"`s\[0\]` must be a finite number >= 0; received -1.0"),
+        ({0: math.nan, 10: 1.0}, ValueError, r"`s\[0\]` must be a finite number >= 0; "
+                                             r"received nan"),
+        ({0: 1.0, 10: math.inf}, ValueError, r"`s\[10\]` must be a finite number >= 0; "
+                                             r"received inf"),
+        ({0.5: 1.0, 1.5: 0.1}, ValueError, r"`s` steps must be integers >= 0; received the "
+                                           r"step 0.5"),
+        ({True: 1.0}, ValueError, r"steps must be integers >= 0; received the step True"),
+        ({-1: 1.0}, ValueError, r"steps must be integers >= 0; received the step -1"),
+        ({"10": 1.0}, ValueError, r"received the step '10'"),
+        ({10: True}, ArgumentTypeError, r"`s\[10\]` must be a finite number >= 0; received True"),
+        ([(10, 1.0), (10, 0.5)], ValueError, r"`s` gives a step more than once"),
+        ({}, ArgumentTypeError, r"`s` must be a non-empty dict \{step: multiplier\}; received "
+                                r"\{\}"),
+        (None, ArgumentTypeError, r"received None"),
+        ([1, 2], ArgumentTypeError, r"received \[1, 2\]"),
+    ]:
+        with pytest.raises(error, match=message):
+            arguments.schedule(schedule, "s")

@@ -292,31 +292,29 @@ def rows_of(scores):
     return lambda rows: np.repeat(np.asarray(scores, "float64")[None], rows, axis=0)
 
 
-@pytest.mark.parametrize("decoder, message", ids=[
-    "D17-nan-probas", "D17-nan-logits", "D17-inf-logits", "negative-probas", "zero-probas",
-    "all-blocked", "D18-one-score-per-row", "D18-wrong-rows"], argvalues=[
-    # D17: a diverged model's NaN, in probabilities and in logits.
-    (Scripted(rows_of([0.1, np.nan, 0.3, 0.2, 0.2, 0.2])),
-     r"returned probas that are NaN, infinite or < 0 in rows \[0\], e.g. nan"),
-    (ScriptedLogits(rows_of([0.1, np.nan, 0.3, 0.2, 0.2, 0.2])),
-     r"returned logits that are NaN or \+inf in rows \[0\], e.g. nan"),
-    (ScriptedLogits(rows_of([0.1, np.inf, 0.3, 0.2, 0.2, 0.2])), r"NaN or \+inf"),
-    (Scripted(rows_of([0.5, -0.1, 0.3, 0.1, 0.1, 0.1])), r"NaN, infinite or < 0.*e.g. -0.1"),
-    (Scripted(rows_of([0.0] * 6)), r"gave rows \[0\] no possible token \(every probability 0"),
-    (ScriptedLogits(rows_of([-np.inf] * 6)), r"no possible token \(every logit -inf"),
-    # D18: one score per row instead of a row of scores, and a wrong row count.
-    (Scripted(lambda rows: np.full(rows, 0.5)),
-     r"must return probas of shape \[rows=1, vocab_size\] .* received shape \(1,\)"),
-    (ScriptedLogits(lambda rows: np.zeros((rows + 1, 6))),
-     r"must return logits of shape \[rows=1, vocab_size\] .* received shape \(2, 6\)"),
-])
-def test_unusable_predict_outputs_are_refused(decoder, message):
+def test_unusable_predict_outputs_are_refused():
     """Reliability probe 2, D17, D18: beam search and sampling stop at the first step whose
     scores no search can use, naming them, instead of returning token 0 or an IndexError."""
-    with pytest.raises(ValueError, match=message):
-        decoder.beam_search([np.zeros(1)], 2)
-    with pytest.raises(ValueError, match=message):
-        decoder.random_sample([np.zeros(1)], 2, seed=0)
+    for decoder, message in [
+        # D17: a diverged model's NaN, in probabilities and in logits.
+        (Scripted(rows_of([0.1, np.nan, 0.3, 0.2, 0.2, 0.2])),
+         r"returned probas that are NaN, infinite or < 0 in rows \[0\], e.g. nan"),
+        (ScriptedLogits(rows_of([0.1, np.nan, 0.3, 0.2, 0.2, 0.2])),
+         r"returned logits that are NaN or \+inf in rows \[0\], e.g. nan"),
+        (ScriptedLogits(rows_of([0.1, np.inf, 0.3, 0.2, 0.2, 0.2])), r"NaN or \+inf"),
+        (Scripted(rows_of([0.5, -0.1, 0.3, 0.1, 0.1, 0.1])), r"NaN, infinite or < 0.*e.g. -0.1"),
+        (Scripted(rows_of([0.0] * 6)), r"gave rows \[0\] no possible token \(every probability"),
+        (ScriptedLogits(rows_of([-np.inf] * 6)), r"no possible token \(every logit -inf"),
+        # D18: one score per row instead of a row of scores, and a wrong row count.
+        (Scripted(lambda rows: np.full(rows, 0.5)),
+         r"must return probas of shape \[rows=1, vocab_size\] .* received shape \(1,\)"),
+        (ScriptedLogits(lambda rows: np.zeros((rows + 1, 6))),
+         r"must return logits of shape \[rows=1, vocab_size\] .* received shape \(2, 6\)"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            decoder.beam_search([np.zeros(1)], 2)
+        with pytest.raises(ValueError, match=message):
+            decoder.random_sample([np.zeros(1)], 2, seed=0)
 
 
 def test_blocked_logits_are_allowed():
