@@ -132,3 +132,41 @@ def test_schedule_refuses_bad_steps_and_multipliers():
     ]:
         with pytest.raises(error, match=message):
             arguments.schedule(schedule, "s")
+
+
+def test_layer_constructors_store_numpy_counts_as_python_numbers():
+    """Layers check their counts with the same functions: NumPy integers (e.g. from a config
+    array) give configs that JSON can write, and bool / NaN are refused by name."""
+    from bert4keras_ext import layers
+
+    made = [
+        layers.MultiHeadAttention(np.int64(2), np.int64(4), key_size=np.int64(4),
+                                  out_dim=np.int64(8), softmax_plus_base=np.float32(512),
+                                  taylor_order=np.int64(2)),
+        layers.FeedForward(np.int64(8)),
+        layers.RelativePositionBias(np.int64(2), num_buckets=np.int64(8),
+                                    max_distance=np.int64(16)),
+        layers.GlobalPointer(np.int64(2), np.int64(4)),
+        layers.GatedAttentionUnit(np.int64(8), np.int64(4)),
+        layers.ConditionalRandomField(lr_multiplier=np.float32(2.0)),
+        layers.MaximumEntropyMarkovModel(hidden_dim=np.int64(3)),
+        layers.PerformerAttention(np.int64(2), np.int64(4), num_random_features=np.int64(8)),
+        layers.SinusoidalPositionEmbedding(np.int64(8)),
+    ]
+    for layer in made:
+        json.dumps(layer.get_config())
+    for make, message in [
+        (lambda: layers.MultiHeadAttention(True, 4), r"`heads` must be a positive integer; "
+                                                     r"received True \(bool\)"),
+        (lambda: layers.MultiHeadAttention(2, 4, key_size=0), r"`key_size` must be a positive"),
+        (lambda: layers.MultiHeadAttention(2, 4, softmax_plus_base=math.nan),
+         r"`softmax_plus_base` must be a finite number > 1; received nan"),
+        (lambda: layers.MultiHeadAttention(2, 4, taylor_order=3),
+         r"`taylor_order` of the Taylor softmax must be an even integer >= 2; received 3"),
+        (lambda: layers.ConditionalRandomField(lr_multiplier=math.nan),
+         r"`lr_multiplier` must be a finite number > 0; received nan"),
+        (lambda: layers.SinusoidalPositionEmbedding(7), r"`output_dim` must be a positive even"),
+        (lambda: layers.RelativePositionBias(2, max_distance=0.5), r"`max_distance` must be a"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            make()

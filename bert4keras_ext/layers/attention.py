@@ -154,7 +154,7 @@ class MultiHeadAttention(keras.layers.Layer):
         key_size = None if key_size is None else check_positive_int(key_size, "key_size")
         softmax_plus_base = arguments.real(softmax_plus_base, "softmax_plus_base", above=1)
         softmax_plus_floor = arguments.real(softmax_plus_floor, "softmax_plus_floor", minimum=1)
-        check_order(taylor_order)
+        taylor_order = check_order(taylor_order, "taylor_order")
         self.heads = heads
         self.head_size = head_size
         self.out_dim = out_dim or heads * head_size
