@@ -29,13 +29,21 @@ def integer(value, name, minimum=None):
     return value
 
 
-def real(value, name, minimum=None, maximum=None, above=None, finite=True):
+def real(value, name, minimum=None, maximum=None, above=None, below=None, finite=True):
     """`value` as a `float` (Python or NumPy numbers): at least `minimum`, at most `maximum`,
-    strictly greater than `above`, and finite unless `finite=False` (NaN is always refused)."""
-    bounds = " and ".join(text for text, bound in (
-        (f">= {minimum}", minimum), (f"<= {maximum}", maximum), (f"> {above}", above))
-        if bound is not None)
-    expected = (f"a {'finite ' if finite else ''}number" + (f" {bounds}" if bounds else ""))
+    strictly greater than `above` and strictly less than `below`, and finite unless
+    `finite=False` (NaN is always refused). Two bounds read as an interval: "in [0, 1)"."""
+    low = (f"[{minimum}" if minimum is not None else f"({above}" if above is not None
+           else None)
+    high = (f"{maximum}]" if maximum is not None else f"{below})" if below is not None
+            else None)
+    if low and high:
+        expected = f"a number in {low}, {high}"
+    else:
+        bounds = " and ".join(text for text, bound in (
+            (f">= {minimum}", minimum), (f"> {above}", above), (f"<= {maximum}", maximum),
+            (f"< {below}", below)) if bound is not None)
+        expected = f"a {'finite ' if finite else ''}number" + (f" {bounds}" if bounds else "")
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ArgumentTypeError(f"`{name}` must be {expected}; received {value!r} "
                                 f"({type(value).__name__}).")
@@ -43,7 +51,8 @@ def real(value, name, minimum=None, maximum=None, above=None, finite=True):
     if (math.isnan(value) or (finite and math.isinf(value))
             or (minimum is not None and value < minimum)
             or (maximum is not None and value > maximum)
-            or (above is not None and value <= above)):
+            or (above is not None and value <= above)
+            or (below is not None and value >= below)):
         raise ValueError(f"`{name}` must be {expected}; received {value!r}.")
     return value
 
@@ -71,15 +80,26 @@ def patterns(value, name):
 
 
 def schedule(value, name):
-    """A `{step: multiplier}` schedule as a list of `(step, multiplier)` sorted by step (as
-    bert4keras sorts it): steps integers >= 0, multipliers finite numbers >= 0."""
-    if not isinstance(value, dict) or not value:
+    """A `{step: multiplier}` schedule, or its `(step, multiplier)` pairs (as configs store
+    it), as a list of `(step, multiplier)` sorted by step (as bert4keras sorts it): steps
+    distinct integers >= 0, multipliers finite numbers >= 0."""
+    if isinstance(value, dict):
+        pairs = list(value.items())
+    elif isinstance(value, (list, tuple)) and all(
+            isinstance(pair, (list, tuple)) and len(pair) == 2 for pair in value):
+        pairs = [tuple(pair) for pair in value]
+    else:
+        pairs = []
+    if not pairs:
         raise ArgumentTypeError(f"`{name}` must be a non-empty dict {{step: multiplier}}; "
                                 f"received {value!r}.")
     points = []
-    for step, multiplier in value.items():
+    for step, multiplier in pairs:
         if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
             raise ValueError(f"`{name}` steps must be integers >= 0; received the step "
                              f"{step!r} in {value!r}.")
-        points.append((int(step), real(multiplier, f"{name}[{step!r}]", minimum=0.0)))
+        points.append((int(step), real(multiplier, f"{name}[{step!r}]", minimum=0)))
+    steps = [step for step, _ in points]
+    if len(set(steps)) < len(steps):
+        raise ValueError(f"`{name}` gives a step more than once; received {value!r}.")
     return sorted(points)

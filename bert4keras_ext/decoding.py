@@ -18,6 +18,13 @@ fall), or after `maxlen` new tokens; the result is the best-scoring hypothesis a
 finished ones and those still live at `maxlen` (as in bert4keras and transformers), so a beam as
 wide as all prefixes finds the exhaustive optimum. The end token is not allowed before `minlen`
 new tokens.
+
+Counts and rates (`topk`, `n`, `maxlen`, `temperature`, ...) may be Python or NumPy numbers;
+`bool`, NaN and out-of-range values are refused by name (`bert4keras_ext.arguments`). A
+`predict` must return one row of scores per hypothesis; NaN scores (a diverged model), +inf
+ones, negative probabilities or a row in which no token is possible are refused at the step
+they appear, as no search result would mean anything after them. A logit of -inf is a blocked
+token (constrained decoding).
 """
 import functools
 
@@ -25,8 +32,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from bert4keras_ext import masks
-from bert4keras_ext.backend import check_positive_int
+from bert4keras_ext import arguments, masks
 from bert4keras_ext.layers import (
     AttentionMask,
     Lambda,
@@ -69,13 +75,16 @@ class AutoRegressiveDecoder:
     """
 
     def __init__(self, start_id, end_id, maxlen, minlen=1):
-        check_positive_int(maxlen, "maxlen")
-        if not isinstance(minlen, int) or not 0 <= minlen <= maxlen:
+        maxlen = arguments.integer(maxlen, "maxlen", minimum=1)
+        minlen = arguments.integer(minlen, "minlen", minimum=0)
+        if minlen > maxlen:
             raise ValueError(f"`minlen` must be an integer in [0, maxlen={maxlen}]; received "
-                             f"{minlen!r}.")
-        self.start_id, self.end_id = start_id, end_id
+                             f"{minlen}.")
+        self.start_id = None if start_id is None else arguments.integer(start_id, "start_id",
+                                                                        minimum=0)
+        self.end_id = None if end_id is None else arguments.integer(end_id, "end_id", minimum=0)
         self.maxlen, self.minlen = maxlen, minlen
-        start = [] if start_id is None else [start_id]
+        start = [] if start_id is None else [self.start_id]
         self.first_output_ids = np.array([start], dtype="int64").reshape(1, len(start))
 
     @staticmethod
@@ -90,12 +99,7 @@ class AutoRegressiveDecoder:
             def wrapped(self, inputs, output_ids, states, temperature=1.0, rtype="probas"):
                 result = predict(self, inputs, output_ids, states)
                 scores, states = result if use_states else (result, None)
-                scores = np.asarray(scores, dtype="float64")
-                if default_rtype == "logits":
-                    probas = softmax(scores / temperature)
-                else:
-                    probas = scores ** (1.0 / temperature)
-                    probas = probas / probas.sum(axis=-1, keepdims=True)
+                probas = distribution(scores, default_rtype, temperature, len(output_ids))
                 if rtype == "probas":
                     return probas, states
                 return np.log(probas + 1e-12), states
@@ -148,8 +152,10 @@ class AutoRegressiveDecoder:
     def batch_beam_search(self, inputs, topk, states=None, temperature=1.0, min_ends=1,
                           length_penalty=0.0):
         """Output ids (arrays) for a batch: `inputs` arrays have one row per input."""
-        check_positive_int(topk, "topk")
-        check_temperature(temperature)
+        topk = arguments.integer(topk, "topk", minimum=1)
+        temperature = check_temperature(temperature)
+        min_ends = arguments.integer(min_ends, "min_ends", minimum=1)
+        length_penalty = arguments.real(length_penalty, "length_penalty")
         inputs = [np.asarray(x) for x in inputs]
         count = len(inputs[0])
         if count == 0:
@@ -220,13 +226,15 @@ class AutoRegressiveDecoder:
 
     def batch_random_sample(self, inputs, n, topk=None, topp=None, states=None,
                             temperature=1.0, min_ends=1, seed=None):
-        """For each input, `n` outputs sampled from the (top-k / top-p filtered) model."""
-        if topk is not None and (not isinstance(topk, int) or topk < 1):
-            raise ValueError(f"`topk` must be None or a positive integer; received {topk!r}.")
-        if topp is not None and not topp > 0.0:
-            raise ValueError(f"`topp` must be None or > 0 (>= 1 keeps every token, as in "
-                             f"bert4keras); received {topp!r}.")
-        check_temperature(temperature)
+        """For each input, `n` outputs sampled from the (top-k / top-p filtered) model.
+
+        `topk` None keeps every token; `topp` None or >= 1 keeps every token (as in
+        bert4keras)."""
+        n = arguments.integer(n, "n", minimum=1)
+        topk = None if topk is None else arguments.integer(topk, "topk", minimum=1)
+        topp = None if topp is None else arguments.real(topp, "topp", above=0)
+        temperature = check_temperature(temperature)
+        min_ends = arguments.integer(min_ends, "min_ends", minimum=1)
         rng = np.random.default_rng(seed)
         inputs = [np.asarray(x) for x in inputs]
         count = len(inputs[0])
@@ -276,9 +284,38 @@ class _QuietModel(keras.Model):
 
 
 def check_temperature(temperature):
-    if not (isinstance(temperature, (int, float)) and 0 < temperature < float("inf")):
-        raise ValueError(f"`temperature` must be a positive finite number (1: the model's "
-                         f"distribution); received {temperature!r}.")
+    """`temperature` as a float > 0 (1 samples the model's own distribution)."""
+    return arguments.real(temperature, "temperature", above=0)
+
+
+def distribution(scores, kind, temperature, rows):
+    """Next-token probabilities from the `kind` ('probas' or 'logits') scores a `predict`
+    returned for `rows` hypotheses, after `temperature`; refuses scores no search can use."""
+    scores = np.asarray(scores, dtype="float64")
+    if scores.ndim != 2 or scores.shape[0] != rows:
+        raise ValueError(f"`predict` must return {kind} of shape [rows={rows}, vocab_size] (one "
+                         f"row per hypothesis of `output_ids`); received shape {scores.shape}.")
+    if kind == "logits":  # -inf blocks a token; NaN and +inf come from a broken model
+        broken = np.isnan(scores) | (scores == np.inf)
+    else:
+        broken = ~np.isfinite(scores) | (scores < 0)
+    if broken.any():
+        where = np.flatnonzero(broken.any(axis=1)).tolist()
+        raise ValueError(f"`predict` returned {kind} that are "
+                         f"{'NaN or +inf' if kind == 'logits' else 'NaN, infinite or < 0'} in rows "
+                         f"{where}, e.g. {float(scores[broken][0])}: a diverged model or a bug in "
+                         f"`predict`; no token can be chosen from them.")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if kind == "logits":
+            probas = softmax(scores / temperature)
+        else:
+            probas = scores ** (1.0 / temperature)
+            probas = probas / probas.sum(axis=-1, keepdims=True)
+    empty = np.flatnonzero(~np.isfinite(probas).all(axis=1))
+    if len(empty):
+        raise ValueError(f"`predict` gave rows {empty.tolist()} no possible token (every "
+                         f"{'logit -inf' if kind == 'logits' else 'probability 0'}).")
+    return probas
 
 
 def top_indices(values, k):
@@ -318,12 +355,21 @@ class CachedGenerator(AutoRegressiveDecoder):
     """Fast decoding for `build_transformer_model(application='lm' | 'unilm', with_mlm=...)`.
 
     Inputs are `[token_ids, segment_ids]` of the prompts (`[CLS] source [SEP]` for UNILM; any
-    prefix for an LM; `[token_ids]` alone for GPT-2 families), right-padded with 0 in a batch,
+    prefix for an LM; `[token_ids]` alone for GPT-2 families), padded with 0 in a batch,
     followed by the model's other inputs (the condition of a Conditional LayerNorm model, one
-    row per prompt). The prompt is encoded once (for UNILM bidirectionally) into a key/value
-    cache per attention call; each step runs only the new token at its true position (segment
-    1 for UNILM, 0 for an LM) against the cache, whose slots keep their tokens' positions for
+    row per prompt). Padding may sit on either side, right as bert4keras's `sequence_padding`
+    or left as transformers pads decoder-only batches: positions count the real tokens only,
+    and the next token follows the last real one, so a padded prompt decodes exactly as it
+    does alone. The prompt is encoded once (for UNILM bidirectionally) into a key/value cache
+    per attention call; each step runs only the new token at its true position (segment 1 for
+    UNILM, 0 for an LM) against the cache, whose slots keep their tokens' positions for
     relative position schemes.
+
+    `start_id` (LM and UNILM): a token fed after every prompt before the first new one (with
+    the new tokens' segment), as `AutoRegressiveDecoder` starts its outputs with it; it is not
+    part of the outputs. It must be a real token, not the padding id 0. `end_id` must be a
+    token the generator can produce: the padding id 0 never is (its logit is -inf), so an
+    `end_id` of 0 is refused rather than decoding `maxlen` tokens every time.
 
     The generator runs the model's own graph (`keras.Model` nodes in order): attention layers
     receive `cache=` and `cache_index=`, position layers the new tokens' positions, the
@@ -374,6 +420,14 @@ class CachedGenerator(AutoRegressiveDecoder):
         self.model = model
         # The compiled steps clamp out-of-range gathers (XLA), so prompts are checked first.
         self.vocab_size = model.outputs[0].shape[-1]
+        # 0 is the padding id: never generated, and not attended to in an LM's prompt.
+        for name, token, first in (("end_id", self.end_id, 1),
+                                   ("start_id", self.start_id, 0 if self.encoder else 1)):
+            if token is not None and not first <= token < self.vocab_size:
+                raise ValueError(
+                    f"`{name}` must be a token id in [{first}, {self.vocab_size}) (the model's "
+                    f"vocabulary{'' if first == 0 else ' without the padding id 0'}); "
+                    f"received {token}.")
         learned = [layer.input_dim for layer in model.layers
                    if isinstance(layer, PositionEmbedding)]
         self.max_positions = min(learned) if learned else None
@@ -401,6 +455,8 @@ class CachedGenerator(AutoRegressiveDecoder):
         if states is None:
             ids = [np.asarray(x, "int32") for x in inputs[:self.id_inputs]]
             self._check_prompts(ids[0])
+            if self.start_id is not None and not self.encoder:
+                ids = _after_prompts(ids, [self.start_id, self.new_segment])
             extras = [np.asarray(x) for x in inputs[self.id_inputs:]]
             logits, *states = self._prefill(*ids, *extras)
             self._rows = 0
@@ -427,12 +483,14 @@ class CachedGenerator(AutoRegressiveDecoder):
             raise ValueError(f"Prompt token ids must be in [0, {self.vocab_size}) (the model's "
                              f"vocabulary); received ids from {token_ids.min()} to "
                              f"{token_ids.max()}.")
-        if (self.encoder is None and self.max_positions is not None
-                and token_ids.shape[1] + self.maxlen > self.max_positions):
-            raise ValueError(f"A prompt of length {token_ids.shape[1]} plus `maxlen` "
-                             f"{self.maxlen} new tokens exceeds the model's "
-                             f"{self.max_positions} positions (max_position_embeddings); "
-                             f"shorten the prompt or lower `maxlen`.")
+        if self.encoder is None and self.max_positions is not None:
+            # Positions count real tokens (and the start token fed after them).
+            longest = int(np.count_nonzero(token_ids, axis=1).max()) + (self.start_id is not None)
+            if longest + self.maxlen > self.max_positions:
+                raise ValueError(f"A prompt of length {longest} plus `maxlen` {self.maxlen} "
+                                 f"new tokens exceeds the model's {self.max_positions} "
+                                 f"positions (max_position_embeddings); shorten the prompt or "
+                                 f"lower `maxlen`.")
 
     def reorder_states(self, states, rows):
         # The cache is gathered inside the next compiled step; here only the rows compose.
@@ -503,14 +561,17 @@ class CachedGenerator(AutoRegressiveDecoder):
             visible = masks.attention_mask(self.application, *ids)
         room = [(0, 0), (0, 0), (0, 0), (0, self.maxlen)]
         rows, length = ops.shape(token_ids)
-        # Prompt tokens sit at their positions; step t writes slot `length + t` (see _step_graph).
-        key_positions = ops.broadcast_to(
-            ops.pad(ops.arange(length, dtype="int32")[None], [(0, 0), (0, self.maxlen)]),
-            (rows, length + self.maxlen))
-        logits, caches = self._run_model(ids, extras, ops.pad(visible, room), None,
+        # Real tokens take positions 0, 1, ... wherever the padding is (padding takes 0 and is
+        # never attended to); step t writes slot `length + t` (see _step_graph).
+        counted = ops.cumsum(ops.cast(valid, "int32"), axis=1)
+        positions = ops.maximum(counted - 1, 0)
+        key_positions = ops.pad(positions, [(0, 0), (0, self.maxlen)])
+        logits, caches = self._run_model(ids, extras, ops.pad(visible, room), positions,
                                          key_positions, None, 0)
-        lengths = ops.sum(ops.cast(valid, "int32"), axis=1)
-        last = ops.take_along_axis(logits, (lengths - 1)[:, None, None], axis=1)[:, 0]
+        lengths = counted[:, -1]
+        # The next token follows the last real one: the first slot whose count is the total.
+        last_index = ops.argmax(ops.cast(ops.equal(counted, lengths[:, None]), "int32"), axis=1)
+        last = ops.take_along_axis(logits, last_index[:, None, None], axis=1)[:, 0]
         cache_valid = ops.pad(valid, [(0, 0), (0, self.maxlen)])
         index = ops.convert_to_tensor(length, "int32")
         return (last, cache_valid, key_positions, lengths, index, *extras,
@@ -572,6 +633,18 @@ def _compile(function, variables):
         compiled = jax.jit(stateless)
         return lambda *arguments: compiled([v.value for v in variables], *arguments)
     return function
+
+
+def _after_prompts(ids, values):
+    """`ids` (token ids first) with one column more: `values[i]` written into `ids[i]` just
+    after each row's last real token (id != 0), the columns after it shifted right."""
+    token_ids = ids[0]
+    width = token_ids.shape[1]
+    slot = width - np.argmax(token_ids[:, ::-1] != 0, axis=1)
+    columns = np.arange(width + 1)[None]
+    source = np.minimum(columns - (columns > slot[:, None]), width - 1)
+    return [np.where(columns == slot[:, None], value, np.take_along_axis(x, source, axis=1))
+            .astype(x.dtype) for x, value in zip(ids, values)]
 
 
 def _pad_rows(array, rows):

@@ -18,11 +18,16 @@ import math
 import numpy as np
 from keras import ops
 
+from bert4keras_ext import arguments
 
-def check_order(order):
-    if not isinstance(order, int) or order < 2 or order % 2:
-        raise ValueError(f"`order` of the Taylor softmax must be an even integer >= 2; "
-                         f"received {order!r}.")
+
+def check_order(order, name="order"):
+    """The Taylor softmax's `order` as an `int` (NumPy integers too): even and >= 2."""
+    order = arguments.integer(order, name, minimum=2)
+    if order % 2:
+        raise ValueError(f"`{name}` of the Taylor softmax must be an even integer >= 2; "
+                         f"received {order}.")
+    return order
 
 
 def taylor_polynomial(x, order):

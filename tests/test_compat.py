@@ -75,6 +75,47 @@ def test_loss_layer_gives_integer_inputs_as_floats_like_bert4keras():
     assert output.dtype == "float32"  # the passed-through output keeps its own dtype
 
 
+class MaskedCount(Loss):
+    """Reads `mask[1]` unconditionally, as many bert4keras losses do."""
+
+    def compute_loss(self, inputs, mask=None):
+        return K.sum(K.cast(mask[1], "float32"))
+
+
+def test_loss_layer_output_axis_is_checked_by_name():
+    """Reliability probe 2, L01: an `output_axis` outside the inputs is refused naming it
+    (was an IndexError)."""
+    token_ids, hidden = keras.Input((None,), dtype="int32"), keras.Input((None, 4))
+    for axis, message in [(3, r"received 3"), ([0, -3], r"received \[0, -3\]")]:
+        with pytest.raises(ValueError, match=r"`output_axis` must index the layer's 2 inputs "
+                                             r"\(in \[-2, 2\)\); " + message):
+            MaskedCount(output_axis=axis)([token_ids, hidden])
+    with pytest.raises(ValueError, match=r"`output_axis` picks among a list of inputs; with one "
+                                         r"input it must be None; received 0"):
+        MaskedCount(output_axis=0)(hidden)
+    with pytest.raises(TypeError, match=r"`output_axis` must be an integer; received True"):
+        MaskedCount(output_axis=True)
+    assert MaskedCount(output_axis=(np.int64(1), -2)).get_config()["output_axis"] == [1, -2]
+    selected = MaskedCount(output_axis=-1)([token_ids, hidden])
+    assert tuple(selected.shape) == (None, None, 4)
+
+
+def test_loss_layer_says_which_mask_could_not_be_derived():
+    """Reliability probe 2, L02: predictions one position shorter than the token ids get no
+    derived mask (None, as documented); a `compute_loss` that reads it fails with an error
+    naming that input, its shape and why, instead of only "None values not supported"."""
+    ids, shifted = np.array([[2, 5, 0]], "int32"), np.zeros((1, 2, 4), "float32")
+    for first, message in [
+        (ids, r"`mask\[i\]` being None for the inputs \[1\] \(shapes \[\(1, 2, 4\)\]\).*"
+              r"length axis differs from that of the token ids \(1, 3\)"),
+        (np.zeros((1, 3, 4), "float32"), r"no input is integer token ids of rank 2"),
+    ]:
+        inputs = [keras.Input(first.shape[1:], dtype=first.dtype), keras.Input((2, 4))]
+        trainer = keras.Model(inputs, MaskedCount(output_axis=1)(inputs))
+        with pytest.raises((TypeError, ValueError, AttributeError), match=message):
+            trainer([first, shifted])
+
+
 def test_last_token_and_wider_topp():
     model = build_transformer_model(CONFIG, application="lm")
     decoder = AutoRegressiveDecoder(start_id=None, end_id=3, maxlen=4)

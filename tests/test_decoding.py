@@ -35,8 +35,8 @@ def tiny_model(application, vocab_size=30, seed=0, model="bert", condition_size=
 class Uncached(AutoRegressiveDecoder):
     """Re-runs the whole model on prompt + output at every step (bert4keras's way)."""
 
-    def __init__(self, model, segment, **kwargs):
-        super().__init__(start_id=None, **kwargs)
+    def __init__(self, model, segment, start_id=None, **kwargs):
+        super().__init__(start_id=start_id, **kwargs)
         self.model, self.segment = model, segment
 
     @AutoRegressiveDecoder.wraps(default_rtype="logits")
@@ -82,12 +82,15 @@ def tensorflow_only(*case):
 def test_cached_equals_uncached_greedy_and_beam_in_batches(family, application, condition_size):
     """The generator runs the model's own graph with caches for every decoder-capable family:
     learned, rotary or relative positions, shared blocks (ALBERT), token-only inputs (GPT-2),
-    and Conditional LayerNorm (the condition rows follow their hypotheses)."""
+    and Conditional LayerNorm (the condition rows follow their hypotheses). The second prompt
+    is left-padded (transformers' convention; reliability probe 2, D02), the first right-padded:
+    each decodes as it does alone."""
     model = tiny_model(application, model=family, condition_size=condition_size)
     cached = CachedGenerator(model, end_id=END, maxlen=8)
     uncached = Uncached(model, 1 if application == "unilm" else 0, end_id=END, maxlen=8)
     width = max(len(p) for p in PROMPTS)
-    token_ids = np.array([np.pad(p, (0, width - len(p))) for p in PROMPTS])
+    token_ids = np.array([np.pad(p, (width - len(p), 0) if index == 1 else (0, width - len(p)))
+                          for index, p in enumerate(PROMPTS)])
     segment_ids = np.zeros_like(token_ids)
     extras = [] if condition_size is None else [
         np.random.default_rng(1).normal(size=(len(PROMPTS), condition_size)).astype("float32")]
@@ -201,7 +204,7 @@ def test_wraps_temperature_and_errors():
     decoder = FixedDistribution([0.5, 0.5, 0, 0, 0, 0], maxlen=3)
     with pytest.raises(ValueError, match="`topk` must be a positive integer"):
         decoder.beam_search([np.zeros(1)], 0)
-    with pytest.raises(ValueError, match=r"`topp` must be None or > 0"):
+    with pytest.raises(ValueError, match=r"`topp` must be a finite number > 0"):
         decoder.random_sample([np.zeros(1)], 2, topp=0.0)
     with pytest.raises(ValueError, match="application='lm' or 'unilm'"):
         CachedGenerator(tiny_model("encoder"), end_id=END, maxlen=4)
@@ -228,13 +231,129 @@ def test_impossible_inputs_are_refused_before_decoding():
     with pytest.raises(ValueError, match=r"length 5 plus `maxlen` 10 .* 12 positions"):  # D09
         CachedGenerator(model, end_id=END, maxlen=10).batch_beam_search([prompt, segments], 1)
     for minlen in (1, 2):  # D04, D05
-        with pytest.raises(ValueError, match=r"`end_id` must be a token id in \[0, 20\)"):
-            CachedGenerator(model, end_id=10000, maxlen=4, minlen=minlen).batch_beam_search(
-                [prompt, segments], 1)
+        with pytest.raises(ValueError, match=r"`end_id` must be a token id in \[1, 20\)"):
+            CachedGenerator(model, end_id=10000, maxlen=4, minlen=minlen)
+    # Reliability probe 2, D10: the padding id is never generated, so it cannot end anything.
+    with pytest.raises(ValueError, match=r"`end_id` must be a token id in \[1, 20\) .*"
+                                         r"without the padding id 0\); received 0"):
+        CachedGenerator(model, end_id=0, maxlen=4)
     for temperature in (0, -1, float("nan")):  # D11, D12, D15
-        with pytest.raises(ValueError, match="`temperature` must be a positive finite"):
+        with pytest.raises(ValueError, match="`temperature` must be a finite number > 0"):
             generator.batch_random_sample([prompt, segments], 2, temperature=temperature)
-        with pytest.raises(ValueError, match="`temperature` must be a positive finite"):
+        with pytest.raises(ValueError, match="`temperature` must be a finite number > 0"):
             generator.batch_beam_search([prompt, segments], 2, temperature=temperature)
     assert generator.batch_beam_search([prompt[:0], segments[:0]], 2) == []  # D06
     assert len(generator.beam_search([prompt[0], segments[0]], 2)) >= 1
+
+
+@pytest.mark.tensorflow_only  # the start token is written in NumPy; JAX's graph is as above
+def test_lm_start_id_follows_each_prompt():
+    """Reliability probe 2, D03: an LM's `start_id` is fed after each prompt (as
+    AutoRegressiveDecoder's outputs start with it, bert4keras's convention) and is not part of
+    the outputs; a left-padded row (D02) takes it after its last token too. The padding id
+    0 is no start token."""
+    model = tiny_model("lm")
+    cached = CachedGenerator(model, end_id=END, maxlen=5, start_id=np.int64(9))
+    prompts = PROMPTS[:2]
+    token_ids = np.array([prompts[0], np.pad(prompts[1], (2, 0))])
+    batch = cached.batch_beam_search([token_ids, np.zeros_like(token_ids)], 2)
+    changed = False
+    for prompt, output in zip(prompts, batch):
+        inputs = [prompt, np.zeros_like(prompt)]
+        expected = Uncached(model, 0, start_id=9, end_id=END, maxlen=5).beam_search(inputs, 2)
+        np.testing.assert_array_equal(output, expected)
+        without = Uncached(model, 0, end_id=END, maxlen=5).beam_search(inputs, 2)
+        changed |= not np.array_equal(expected, without)
+    assert changed  # the start token matters for this model, so the comparison is informative
+    for start_id in (0, 30):
+        with pytest.raises(ValueError, match=r"`start_id` must be a token id in \[1, 30\)"):
+            CachedGenerator(model, end_id=END, maxlen=5, start_id=start_id)
+
+
+class Scripted(AutoRegressiveDecoder):
+    """`predict` returns `make(rows)` as probabilities; `ScriptedLogits` as logits."""
+
+    def __init__(self, make, **kwargs):
+        super().__init__(start_id=None, end_id=5, maxlen=4, **kwargs)
+        self.make = make
+
+    @AutoRegressiveDecoder.wraps(default_rtype="probas")
+    def predict(self, inputs, output_ids, states):
+        return self.make(len(output_ids))
+
+
+class ScriptedLogits(Scripted):
+    @AutoRegressiveDecoder.wraps(default_rtype="logits")
+    def predict(self, inputs, output_ids, states):
+        return self.make(len(output_ids))
+
+
+def rows_of(scores):
+    return lambda rows: np.repeat(np.asarray(scores, "float64")[None], rows, axis=0)
+
+
+def test_unusable_predict_outputs_are_refused():
+    """Reliability probe 2, D17, D18: beam search and sampling stop at the first step whose
+    scores no search can use, naming them, instead of returning token 0 or an IndexError."""
+    for decoder, message in [
+        # D17: a diverged model's NaN, in probabilities and in logits.
+        (Scripted(rows_of([0.1, np.nan, 0.3, 0.2, 0.2, 0.2])),
+         r"returned probas that are NaN, infinite or < 0 in rows \[0\], e.g. nan"),
+        (ScriptedLogits(rows_of([0.1, np.nan, 0.3, 0.2, 0.2, 0.2])),
+         r"returned logits that are NaN or \+inf in rows \[0\], e.g. nan"),
+        (ScriptedLogits(rows_of([0.1, np.inf, 0.3, 0.2, 0.2, 0.2])), r"NaN or \+inf"),
+        (Scripted(rows_of([0.5, -0.1, 0.3, 0.1, 0.1, 0.1])), r"NaN, infinite or < 0.*e.g. -0.1"),
+        (Scripted(rows_of([0.0] * 6)), r"gave rows \[0\] no possible token \(every probability"),
+        (ScriptedLogits(rows_of([-np.inf] * 6)), r"no possible token \(every logit -inf"),
+        # D18: one score per row instead of a row of scores, and a wrong row count.
+        (Scripted(lambda rows: np.full(rows, 0.5)),
+         r"must return probas of shape \[rows=1, vocab_size\] .* received shape \(1,\)"),
+        (ScriptedLogits(lambda rows: np.zeros((rows + 1, 6))),
+         r"must return logits of shape \[rows=1, vocab_size\] .* received shape \(2, 6\)"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            decoder.beam_search([np.zeros(1)], 2)
+        with pytest.raises(ValueError, match=message):
+            decoder.random_sample([np.zeros(1)], 2, seed=0)
+
+
+def test_blocked_logits_are_allowed():
+    """-inf logits block tokens (constrained decoding): only the others are chosen."""
+    decoder = ScriptedLogits(rows_of([-np.inf, 1.0, -np.inf, 2.0, -np.inf, 0.5]))
+    samples = decoder.random_sample([np.zeros(1)], 8, seed=0)
+    assert set(np.concatenate(samples).tolist()) <= {1, 3, 5}
+    np.testing.assert_array_equal(decoder.beam_search([np.zeros(1)], 1), [3, 3, 3, 3])
+
+
+def test_numpy_scalars_are_counts_and_bools_nan_are_not():
+    """Reliability probe 2, D11-D14, D16: NumPy scalars (from a config array) work as the
+    Python numbers they hold and are stored as such; True is not a count, NaN not a penalty."""
+    probas = [0.05, 0.4, 0.3, 0.15, 0.04, 0.06]
+    numpy_made = FixedDistribution(probas, maxlen=np.int64(6), minlen=np.int32(2))  # D13
+    assert (type(numpy_made.maxlen), type(numpy_made.minlen)) == (int, int)
+    plain = FixedDistribution(probas, maxlen=6, minlen=2)
+    dummy = [np.zeros(1)]
+    np.testing.assert_array_equal(  # D12
+        numpy_made.beam_search(dummy, np.int64(3), temperature=np.float32(0.7),
+                               length_penalty=np.float64(1.0), min_ends=np.int8(1)),
+        plain.beam_search(dummy, 3, temperature=float(np.float32(0.7)), length_penalty=1.0))
+    for a, b in zip(numpy_made.random_sample(dummy, np.int64(3), topk=np.int64(2),  # D11
+                                             topp=np.float32(0.9), seed=0),
+                    plain.random_sample(dummy, 3, topk=2, topp=float(np.float32(0.9)), seed=0)):
+        np.testing.assert_array_equal(a, b)
+    for call, message in [
+        (lambda: plain.random_sample(dummy, 2, topk=True),  # D16
+         r"`topk` must be a positive integer; received True \(bool\)"),
+        (lambda: plain.beam_search(dummy, True), r"`topk` must be a positive integer"),
+        (lambda: plain.random_sample(dummy, True), r"`n` must be a positive integer"),
+        (lambda: plain.beam_search(dummy, 2, length_penalty=float("nan")),  # D14
+         r"`length_penalty` must be a finite number; received nan"),
+        (lambda: plain.random_sample(dummy, 2, topp=float("nan")), r"`topp` must be a finite"),
+        (lambda: plain.beam_search(dummy, 2, min_ends=0), r"`min_ends` must be a positive"),
+        (lambda: plain.beam_search(dummy, 2, temperature=True), r"`temperature` must be a"),
+        (lambda: FixedDistribution(probas, maxlen=6.0), r"`maxlen` must be a positive integer"),
+        (lambda: FixedDistribution(probas, maxlen=True), r"`maxlen` must be a positive integer"),
+        (lambda: FixedDistribution(probas, maxlen=4, minlen=-1), r"`minlen` must be an integer"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            call()

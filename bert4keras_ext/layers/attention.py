@@ -29,6 +29,7 @@ import math
 import keras
 from keras import ops
 
+from bert4keras_ext import arguments
 from bert4keras_ext.backend import check_positive_int
 from bert4keras_ext.layers.position_schemes import (
     check_position_scheme,
@@ -147,14 +148,13 @@ class MultiHeadAttention(keras.layers.Layer):
         super().__init__(**kwargs)
         self._check_normalization(normalization)
         check_position_scheme(position_scheme)
-        check_positive_int(heads, "heads")
-        check_positive_int(head_size, "head_size")
-        if softmax_plus_base <= 1 or softmax_plus_floor < 1:
-            raise ValueError(
-                "`softmax_plus_base` must be > 1 and `softmax_plus_floor` >= 1; received "
-                f"{softmax_plus_base!r} and {softmax_plus_floor!r}."
-            )
-        check_order(taylor_order)
+        heads = check_positive_int(heads, "heads")
+        head_size = check_positive_int(head_size, "head_size")
+        out_dim = None if out_dim is None else check_positive_int(out_dim, "out_dim")
+        key_size = None if key_size is None else check_positive_int(key_size, "key_size")
+        softmax_plus_base = arguments.real(softmax_plus_base, "softmax_plus_base", above=1)
+        softmax_plus_floor = arguments.real(softmax_plus_floor, "softmax_plus_floor", minimum=1)
+        taylor_order = check_order(taylor_order, "taylor_order")
         self.heads = heads
         self.head_size = head_size
         self.out_dim = out_dim or heads * head_size

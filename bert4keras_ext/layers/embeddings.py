@@ -4,6 +4,7 @@ https://arxiv.org/abs/1706.03762)."""
 import keras
 from keras import ops
 
+from bert4keras_ext import arguments
 from bert4keras_ext.layers.position_schemes import sinusoids
 
 MERGE_MODES = ("add", "mul", "zero", "concat")
@@ -240,10 +241,10 @@ class SinusoidalPositionEmbedding(PositionEmbeddingBase):
     """
 
     def __init__(self, output_dim, merge_mode="add", custom_position_ids=False, **kwargs):
-        if not isinstance(output_dim, int) or output_dim < 2 or output_dim % 2:
-            raise ValueError(
-                f"`output_dim` must be a positive even integer; received {output_dim!r}."
-            )
+        output_dim = arguments.integer(output_dim, "output_dim", minimum=2)
+        if output_dim % 2:
+            raise ValueError(f"`output_dim` must be a positive even integer; received "
+                             f"{output_dim}.")
         super().__init__(output_dim, merge_mode, custom_position_ids, **kwargs)
 
     def call(self, inputs, position_ids=None):

@@ -34,7 +34,7 @@ class FeedForward(keras.layers.Layer):
         self, units, activation="gelu", use_bias=True, kernel_initializer="glorot_uniform", **kwargs
     ):
         super().__init__(**kwargs)
-        check_positive_int(units, "units")
+        units = check_positive_int(units, "units")
         self.units = units
         self.gated = isinstance(activation, (list, tuple))
         if self.gated and not activation:

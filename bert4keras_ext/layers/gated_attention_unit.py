@@ -77,8 +77,8 @@ class GatedAttentionUnit(keras.layers.Layer):
                  attention_dropout=None, kernel_initializer="glorot_uniform",
                  position_scheme=None, **kwargs):
         super().__init__(**kwargs)
-        check_positive_int(units, "units")
-        check_positive_int(key_size, "key_size")
+        units = check_positive_int(units, "units")
+        key_size = check_positive_int(key_size, "key_size")
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"`normalization` must be one of {NORMALIZATIONS}; received "
                              f"{normalization!r}.")

@@ -51,8 +51,8 @@ class GlobalPointer(keras.layers.Layer):
     def __init__(self, heads, head_size, RoPE=True, use_bias=True, tril_mask=True,
                  kernel_initializer="lecun_normal", **kwargs):
         super().__init__(**kwargs)
-        check_positive_int(heads, "heads")
-        check_positive_int(head_size, "head_size")
+        heads = check_positive_int(heads, "heads")
+        head_size = check_positive_int(head_size, "head_size")
         if RoPE and head_size % 2:
             raise ValueError(f"RoPE needs an even `head_size`; received {head_size}.")
         self.heads = heads

@@ -51,7 +51,7 @@ class MaximumEntropyMarkovModel(TaggingLayer):
     def __init__(self, lr_multiplier=1, hidden_dim=None, **kwargs):
         super().__init__(lr_multiplier=lr_multiplier, **kwargs)
         if hidden_dim is not None:
-            check_positive_int(hidden_dim, "hidden_dim")
+            hidden_dim = check_positive_int(hidden_dim, "hidden_dim")
         self.hidden_dim = hidden_dim
 
     def build(self, input_shape):

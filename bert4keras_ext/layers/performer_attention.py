@@ -45,7 +45,7 @@ class PerformerAttention(MultiHeadAttention):
         if self.position_scheme == "functional_relative":
             raise ValueError("PerformerAttention cannot add relative position terms to "
                              "logits it never forms; use position_scheme None or 'rotary'.")
-        check_positive_int(num_random_features, "num_random_features")
+        num_random_features = check_positive_int(num_random_features, "num_random_features")
         self.num_random_features = num_random_features
         self.causal = causal
         self.feature_seed = feature_seed

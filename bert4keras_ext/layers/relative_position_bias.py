@@ -67,8 +67,9 @@ class RelativePositionBias(keras.layers.Layer):
     def __init__(self, heads, num_buckets=32, max_distance=128, bidirectional=True,
                  embeddings_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
-        check_positive_int(heads, "heads")
-        check_positive_int(num_buckets, "num_buckets")
+        heads = check_positive_int(heads, "heads")
+        num_buckets = check_positive_int(num_buckets, "num_buckets")
+        max_distance = check_positive_int(max_distance, "max_distance")
         minimum = 4 if bidirectional else 2
         if num_buckets < minimum or max_distance <= num_buckets // minimum:
             raise ValueError(

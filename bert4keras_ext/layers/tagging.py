@@ -16,6 +16,8 @@ sequence of its valid positions.
 import keras
 from keras import ops
 
+from bert4keras_ext import arguments
+
 
 def emission_mask(scores):
     """Valid positions of scores a tagging layer returned: those with no -inf, [batch, length]."""
@@ -53,11 +55,7 @@ class TaggingLayer(keras.layers.Layer):
 
     def __init__(self, lr_multiplier=1, **kwargs):
         super().__init__(**kwargs)
-        if (isinstance(lr_multiplier, bool) or not isinstance(lr_multiplier, (int, float))
-                or lr_multiplier <= 0):
-            raise ValueError(
-                f"`lr_multiplier` must be a positive number; received {lr_multiplier!r}.")
-        self.lr_multiplier = lr_multiplier
+        self.lr_multiplier = arguments.real(lr_multiplier, "lr_multiplier", above=0)
         self.supports_masking = True
 
     def num_labels_of(self, input_shape):

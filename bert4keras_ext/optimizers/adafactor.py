@@ -15,7 +15,7 @@ class RelativeStepSize(keras.optimizers.schedules.LearningRateSchedule):
     """AdaFactor's default step size `min(1e-2, 1 / sqrt(t))`, times `scale`."""
 
     def __init__(self, scale=1.0):
-        self.scale = scale
+        self.scale = arguments.real(scale, "scale", above=0)
 
     def __call__(self, step):
         t = ops.cast(step, "float32") + 1.0
@@ -77,13 +77,16 @@ class AdaFactor(Extensible, keras.optimizers.Optimizer):
     ):
         if learning_rate is None:
             learning_rate = RelativeStepSize(1.0 if multiply_by_parameter_scale else 0.05)
-        if not 0.0 <= beta1 < 1.0:
-            raise ValueError(f"`beta1` must be in [0, 1); received {beta1!r}.")
-        if beta2 is not None and not 0.0 <= beta2 < 1.0:
-            raise ValueError(f"`beta2` must be None or in [0, 1); received {beta2!r}.")
-        if clipping_threshold is not None and not clipping_threshold > 0:
-            raise ValueError(f"`clipping_threshold` must be None or > 0 (0 would freeze "
-                             f"training); received {clipping_threshold!r}.")
+        beta1 = arguments.real(beta1, "beta1", minimum=0, below=1)
+        if beta2 is not None:
+            beta2 = arguments.real(beta2, "beta2", minimum=0, below=1)
+        epsilon1 = arguments.real(epsilon1, "epsilon1", minimum=0)
+        epsilon2 = arguments.real(epsilon2, "epsilon2", minimum=0)
+        if clipping_threshold is not None:  # None: no clipping; 0 would freeze training
+            clipping_threshold = arguments.real(clipping_threshold, "clipping_threshold",
+                                                above=0)
+        min_dim_size_to_factor = arguments.integer(min_dim_size_to_factor,
+                                                   "min_dim_size_to_factor", minimum=1)
         excluded = arguments.patterns(exclude_from_parameter_scale, "exclude_from_parameter_scale")
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.beta1 = beta1

@@ -23,6 +23,7 @@ blended with the old value by `keras.ops.where`. Either way the graph
 has no Python branching on tensor values. `iterations` counts real updates, and learning-rate
 schedules receive it.
 """
+import numbers
 import re
 
 import keras
@@ -50,10 +51,13 @@ class Extensible:
     _adjusts_parameters = False
 
     def __init__(self, *args, **kwargs):
-        rate = kwargs.get("learning_rate", args[0] if args else None)
-        if isinstance(rate, (int, float)) and not 0 <= rate < float("inf"):
-            raise ValueError(f"`learning_rate` must be a finite number >= 0 (or a schedule); "
-                             f"received {rate!r}.")
+        # A number as a Python float (Keras refuses NumPy ones); a schedule, variable or tensor
+        # is Keras's to check.
+        if isinstance(kwargs.get("learning_rate"), numbers.Number):
+            kwargs["learning_rate"] = arguments.real(kwargs["learning_rate"], "learning_rate",
+                                                     minimum=0)
+        elif args and isinstance(args[0], numbers.Number):
+            args = (arguments.real(args[0], "learning_rate", minimum=0), *args[1:])
         super().__init__(*args, **kwargs)
         self._gate = None
 

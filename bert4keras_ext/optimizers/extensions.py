@@ -31,7 +31,6 @@ import numpy as np
 from keras import ops
 
 from bert4keras_ext import arguments
-from bert4keras_ext.backend import check_positive_int
 from bert4keras_ext.optimizers.extensible import (
     Extensible,
     check_grad_accum_steps,
@@ -99,10 +98,7 @@ class WeightDecay(Extensible):
     _adjusts_parameters = True
 
     def __init__(self, *args, weight_decay_rate=0.01, exclude_from_weight_decay=None, **kwargs):
-        if weight_decay_rate < 0:
-            raise ValueError(
-                f"`weight_decay_rate` must be >= 0; received {weight_decay_rate!r}."
-            )
+        weight_decay_rate = arguments.real(weight_decay_rate, "weight_decay_rate", minimum=0)
         patterns = arguments.patterns(exclude_from_weight_decay, "exclude_from_weight_decay")
         super().__init__(*args, **kwargs)
         self.weight_decay_rate = weight_decay_rate
@@ -167,8 +163,7 @@ class ExponentialMovingAverage(Extensible):
     """
 
     def __init__(self, *args, ema_momentum=0.999, **kwargs):
-        if not 0.0 <= ema_momentum < 1.0:
-            raise ValueError(f"`ema_momentum` must be in [0, 1); received {ema_momentum!r}.")
+        ema_momentum = arguments.real(ema_momentum, "ema_momentum", minimum=0, below=1)
         super().__init__(*args, **kwargs)
         self.ema_momentum = ema_momentum
         self._backup = None
@@ -257,25 +252,25 @@ class ExponentialMovingAverage(Extensible):
 
 class PiecewiseLinearLearningRate:
     """The learning rate times bert4keras's piecewise-linear multiplier `lr_schedule`
-    (`{step: multiplier}`, see `PiecewiseLinearSchedule`), for any optimizer."""
+    (`{step: multiplier}`, see `PiecewiseLinearSchedule`), for any optimizer. Steps are
+    integers >= 0 (sorted, as in bert4keras), multipliers finite numbers >= 0: a negative one
+    would climb the loss, a NaN one make every weight NaN."""
 
     def __init__(self, *args, lr_schedule=None, **kwargs):
-        if not lr_schedule:
-            raise ValueError("`lr_schedule` must be a non-empty {step: multiplier} dict; "
-                             f"received {lr_schedule!r}.")
+        points = arguments.schedule(lr_schedule, "lr_schedule")
         if args:
             kwargs["learning_rate"], args = args[0], args[1:]
-        lr_schedule = {int(step): float(value) for step, value in dict(lr_schedule).items()}
         kwargs["learning_rate"] = PiecewiseLinearSchedule(
-            lr_schedule, kwargs.get("learning_rate", 0.001))
+            points, kwargs.get("learning_rate", 0.001))
         super().__init__(*args, **kwargs)
-        self.lr_schedule = lr_schedule
+        self.lr_schedule = dict(points)
 
     def get_config(self):
         config = super().get_config()
-        # The plain rate: `from_config` wraps it in the schedule again.
+        # The plain rate: `from_config` wraps it in the schedule again. The schedule as pairs,
+        # as JSON would turn integer keys into strings.
         config["learning_rate"] = self._learning_rate.learning_rate
-        config["lr_schedule"] = self.lr_schedule
+        config["lr_schedule"] = [[step, value] for step, value in self.lr_schedule.items()]
         return config
 
 
@@ -322,12 +317,8 @@ def _multipliers(schedule):
         raise TypeError("`paramwise_lr_schedule` must be a {pattern: multiplier} dict; "
                         f"received {schedule!r}.")
     arguments.patterns(list(schedule), "paramwise_lr_schedule")
-    for pattern, multiplier in schedule.items():
-        if (isinstance(multiplier, bool) or not isinstance(multiplier, (int, float))
-                or not 0 <= multiplier < float("inf")):
-            raise ValueError(f"`paramwise_lr_schedule` multipliers must be finite numbers >= 0; "
-                             f"received {multiplier!r} for {pattern!r}.")
-    return {pattern: float(multiplier) for pattern, multiplier in schedule.items()}
+    return {pattern: arguments.real(multiplier, f"paramwise_lr_schedule[{pattern!r}]", minimum=0)
+            for pattern, multiplier in schedule.items()}
 
 
 class LazyOptimization(Extensible):
@@ -384,11 +375,9 @@ class Lookahead(Extensible):
     _adjusts_parameters = True
 
     def __init__(self, *args, steps_per_slow_update=5, slow_step_size=0.5, **kwargs):
-        check_positive_int(steps_per_slow_update, "steps_per_slow_update")
-        if (isinstance(slow_step_size, bool) or not isinstance(slow_step_size, (int, float))
-                or not 0 < slow_step_size <= 1):
-            raise ValueError(f"`slow_step_size` must be a number in (0, 1]; received "
-                             f"{slow_step_size!r}.")
+        steps_per_slow_update = arguments.integer(steps_per_slow_update,
+                                                  "steps_per_slow_update", minimum=1)
+        slow_step_size = arguments.real(slow_step_size, "slow_step_size", above=0, maximum=1)
         super().__init__(*args, **kwargs)
         self.steps_per_slow_update = steps_per_slow_update
         self.slow_step_size = slow_step_size

@@ -10,6 +10,7 @@ micro-step only. The state is the same as with k = 1.
 import keras
 from keras import ops
 
+from bert4keras_ext import arguments
 from bert4keras_ext.optimizers.extensible import Extensible, check_grad_accum_steps
 
 
@@ -63,8 +64,7 @@ class SGDM(_MomentumAccumulation):
 
     def __init__(self, learning_rate=0.01, momentum=0.9, grad_accum_steps=1, name="sgdm",
                  **kwargs):
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"`momentum` must be in [0, 1); received {momentum!r}.")
+        momentum = arguments.real(momentum, "momentum", minimum=0, below=1)
         super().__init__(learning_rate, grad_accum_steps, name=name, **kwargs)
         self.momentum = momentum
 
@@ -103,12 +103,9 @@ class Adam(_MomentumAccumulation):
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-6,
                  bias_correction=True, grad_accum_steps=1, name="adam", **kwargs):
-        for arg, value in (("beta_1", beta_1), ("beta_2", beta_2)):
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"`{arg}` must be in [0, 1); received {value!r}.")
-        if not epsilon > 0:
-            raise ValueError(f"`epsilon` must be > 0 (a zero gradient entry would give 0/0); "
-                             f"received {epsilon!r}.")
+        beta_1 = arguments.real(beta_1, "beta_1", minimum=0, below=1)
+        beta_2 = arguments.real(beta_2, "beta_2", minimum=0, below=1)
+        epsilon = arguments.real(epsilon, "epsilon", above=0)  # 0 gives 0/0 at a zero gradient
         super().__init__(learning_rate, grad_accum_steps, name=name, **kwargs)
         self.beta_1 = beta_1
         self.beta_2 = beta_2

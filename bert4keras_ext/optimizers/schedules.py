@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from bert4keras_ext import arguments
+
 
 @keras.saving.register_keras_serializable(package="bert4keras_ext")
 class PiecewiseLinearSchedule(keras.optimizers.schedules.LearningRateSchedule):
@@ -10,8 +12,10 @@ class PiecewiseLinearSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
     `schedule` maps steps to multipliers, e.g. `{1000: 1.0, 2000: 0.1}`: linear from 0 at step
     0 (unless step 0 is given) to 1.0 at step 1000, down to 0.1 at 2000, constant afterwards.
-    Keys must be given in increasing order. Our optimizers pass the number of real updates,
-    so under gradient accumulation the keys count updates, not micro-steps.
+    Steps are distinct integers >= 0, taken in increasing order (bert4keras sorts them too);
+    multipliers are finite numbers >= 0. `(step, multiplier)` pairs work as well as a dict.
+    Our optimizers pass the number of real updates, so under gradient accumulation the keys
+    count updates, not micro-steps.
 
     Example:
     ```python
@@ -21,18 +25,11 @@ class PiecewiseLinearSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """
 
     def __init__(self, schedule, learning_rate=1.0):
-        points = list(schedule.items()) if isinstance(schedule, dict) else list(schedule)
-        if not points:
-            raise ValueError("`schedule` must have at least one (step, multiplier) entry.")
-        steps = [step for step, _ in points]
-        if any(later <= earlier for earlier, later in zip(steps, steps[1:])) or steps[0] < 0:
-            raise ValueError(
-                f"`schedule` keys must be non-negative and strictly increasing; received {steps}."
-            )
-        if steps[0] != 0:
+        points = arguments.schedule(schedule, "schedule")
+        if points[0][0] != 0:
             points = [(0, 0.0)] + points
-        self.points = [(int(step), float(value)) for step, value in points]
-        self.learning_rate = learning_rate
+        self.points = points
+        self.learning_rate = arguments.real(learning_rate, "learning_rate", minimum=0)
 
     def __call__(self, step):
         step = ops.cast(step, "float32")

@@ -142,7 +142,8 @@ def test_arguments_are_checked():
     "t5.1.1", pytest.param("hf_t5", marks=pytest.mark.backend_neutral)])
 def test_cached_generation_equals_uncached(source):
     """Beam search with the cache (cross-attention cached once) gives the tokens of running
-    the whole model on the full output at every step, on a padded batch of prompts."""
+    the whole model on the full output at every step, on a batch of a right-padded and a
+    left-padded prompt, each as it decodes alone (reliability probe 2, D04, D05)."""
     directory = FIXTURES / source
     config, checkpoint = ((directory / "bert_config.json", str(directory / "model.ckpt"))
                           if source == "t5.1.1" else
@@ -156,9 +157,16 @@ def test_cached_generation_equals_uncached(source):
             probas[:, 0] = 0.0  # the generator never emits the padding id
             return probas
 
-    token_ids = np.array([[5, 6, 7, 8, 9, 0], [11, 3, 4, 0, 0, 0]])
+    prompts = [[5, 6, 7, 8, 9], [11, 3, 4]]
+    token_ids = np.array([prompts[0] + [0], [0, 0, 0] + prompts[1]])
+    # Reliability probe 2, D10: T5's padding and start id 0 is never generated, so it cannot
+    # end an output (every output would run to `maxlen`).
+    with pytest.raises(ValueError, match=r"`end_id` must be a token id in \[1, \d+\) .* "
+                                         r"received 0"):
+        CachedGenerator(t5, end_id=0, maxlen=6)
     cached = CachedGenerator(t5, end_id=1, maxlen=6).batch_beam_search([token_ids], topk=2)
-    uncached = Uncached(start_id=0, end_id=1, maxlen=6).batch_beam_search([token_ids], topk=2)
+    uncached = [Uncached(start_id=0, end_id=1, maxlen=6).beam_search([np.array(prompt)], topk=2)
+                for prompt in prompts]
     assert [list(ids) for ids in cached] == [list(ids) for ids in uncached]
 
 

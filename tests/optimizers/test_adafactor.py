@@ -122,7 +122,7 @@ def test_config_round_trip_and_bad_arguments():
     optimizer = AdaFactor(learning_rate=None, beta1=0.5, exclude_from_parameter_scale=["Norm"])
     again = AdaFactor.from_config(optimizer.get_config())
     assert again.get_config() == optimizer.get_config()
-    with pytest.raises(ValueError, match=r"`beta1` must be in \[0, 1\); received 1.0"):
+    with pytest.raises(ValueError, match=r"`beta1` must be a number in \[0, 1\); received 1.0"):
         AdaFactor(beta1=1.0)
     with pytest.raises(ValueError, match="not recognized"):
         AdaFactor(beta_1=0.9)

@@ -171,7 +171,7 @@ def test_parameter_wise_multiplier_scales_the_whole_step():
 
 def test_one_string_is_one_pattern():
     """exclude_from_weight_decay='bias' excludes 'bias', not every path containing b, i, a
-    or s (a list of its characters)."""
+    or s (a list of its characters; reliability probe 2, O09)."""
     optimizer = extend_with_weight_decay(keras.optimizers.SGD)(
         0.5, weight_decay_rate=0.2, exclude_from_weight_decay="bias")
     assert optimizer.get_config()["exclude_from_weight_decay"] == ["bias"]
@@ -295,11 +295,14 @@ def test_keras_round_trip_mid_cycle_continues_identically(tmp_path):
     (lambda: extend_with_lookahead(Adam)(slow_step_size=1.5), ValueError,
      r"`slow_step_size` must be a number in \(0, 1\]; received 1.5"),
     (lambda: extend_with_parameter_wise_lr(Adam)(paramwise_lr_schedule={"Dense": -1}),
-     ValueError, r"multipliers must be finite numbers >= 0; received -1 for 'Dense'"),
+     ValueError, r"`paramwise_lr_schedule\['Dense'\]` must be a finite number >= 0; "
+                 r"received -1.0"),
     (lambda: extend_with_parameter_wise_lr(Adam)(paramwise_lr_schedule={"x": float("nan")}),
-     ValueError, r"multipliers must be finite numbers >= 0; received nan for 'x'"),
+     ValueError, r"`paramwise_lr_schedule\['x'\]` must be a finite number >= 0; "
+                 r"received nan"),
     (lambda: extend_with_parameter_wise_lr(Adam)(paramwise_lr_schedule={"x": float("inf")}),
-     ValueError, r"multipliers must be finite numbers >= 0; received inf"),
+     ValueError, r"`paramwise_lr_schedule\['x'\]` must be a finite number >= 0; "
+                 r"received inf"),
     (lambda: extend_with_parameter_wise_lr(Adam)(paramwise_lr_schedule=[("x", 2.0)]),
      TypeError, r"`paramwise_lr_schedule` must be a \{pattern: multiplier\} dict"),
     (lambda: extend_with_parameter_wise_lr(Adam)(paramwise_lr_schedule={"(": 2.0}),
