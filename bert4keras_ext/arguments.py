@@ -82,7 +82,8 @@ def patterns(value, name):
 def schedule(value, name):
     """A `{step: multiplier}` schedule, or its `(step, multiplier)` pairs (as configs store
     it), as a list of `(step, multiplier)` sorted by step (as bert4keras sorts it): steps
-    distinct integers >= 0, multipliers finite numbers >= 0."""
+    distinct integers >= 0, multipliers finite numbers >= 0. A step may also be written as
+    decimal digits, as JSON writes the keys of a dict (a config file, an older `.keras` file)."""
     if isinstance(value, dict):
         pairs = list(value.items())
     elif isinstance(value, (list, tuple)) and all(
@@ -95,6 +96,8 @@ def schedule(value, name):
                                 f"received {value!r}.")
     points = []
     for step, multiplier in pairs:
+        if isinstance(step, str) and step.isascii() and step.isdigit():
+            step = int(step)
         if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
             raise ValueError(f"`{name}` steps must be integers >= 0; received the step "
                              f"{step!r} in {value!r}.")
