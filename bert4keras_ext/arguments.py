@@ -1,5 +1,5 @@
-"""One set of checks for the public arguments of every module: counts, rates, pattern lists and
-step schedules.
+"""One set of checks for the public arguments of every module: counts, rates, flags, pattern
+lists and step schedules.
 
 Each check returns the value in its plain Python form (a NumPy integer becomes an `int`, a
 NumPy float a `float`) or raises an error that names the argument, says what was expected and
@@ -9,6 +9,8 @@ This module imports nothing of the package, so layers, optimizers and models can
 import math
 import numbers
 import re
+
+import numpy as np
 
 
 class ArgumentTypeError(TypeError, ValueError):
@@ -55,6 +57,14 @@ def real(value, name, minimum=None, maximum=None, above=None, below=None, finite
             or (below is not None and value >= below)):
         raise ValueError(f"`{name}` must be {expected}; received {value!r}.")
     return value
+
+
+def boolean(value, name):
+    """`value` as a `bool` (Python or NumPy booleans; 0 and 1 are refused, as a string would be)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ArgumentTypeError(f"`{name}` must be true or false; received {value!r} "
+                                f"({type(value).__name__}).")
+    return bool(value)
 
 
 def patterns(value, name):

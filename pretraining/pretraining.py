@@ -12,7 +12,10 @@ next log.
 
 Preemption-safe: every `--checkpoint-every` updates it saves model, optimizer (accumulators and
 EMA included), dropout seeds and the data position, and a rerun with the same `--model-dir` and
-flags resumes from the newest readable checkpoint (resume.py); the data order is a function of
+flags resumes from the newest readable checkpoint (resume.py). A `--model-dir` that another
+live run holds, or that cannot be written, is refused before training; a checkpoint that cannot
+be written (a full disk) ends the run with an error naming `--model-dir`, the earlier
+checkpoints intact. The data order is a function of
 the seed, so resuming finds its place from the shards' record counts instead of reading past
 what was trained on. A non-finite loss for `--nonfinite-patience` micro-steps in a row, or
 non-finite weights at a checkpoint, stops the run with an error before anything non-finite is
@@ -45,7 +48,6 @@ from data_utils import (  # noqa: E402
     find_damaged_shards,
     load_dataset,
 )
-from resume import check_run_flags, checkpoint_prefixes, restore_newest_good  # noqa: E402
 
 from bert4keras_ext.models import build_transformer_model, mlm_head_logits  # noqa: E402
 from bert4keras_ext.models.checkpoints import save_as_bert_checkpoint  # noqa: E402
@@ -57,6 +59,13 @@ from bert4keras_ext.optimizers import (  # noqa: E402
     extend_with_gradient_accumulation,
     extend_with_layer_adaptation,
     extend_with_weight_decay,
+)
+from resume import (  # noqa: E402
+    check_run_flags,
+    checkpoint_prefixes,
+    lock_model_dir,
+    restore_newest_good,
+    unlock_model_dir,
 )
 
 STRATEGIES = ("auto", "cpu", "mirrored", "multiworker", "tpu")
@@ -356,7 +365,20 @@ class Pretrainer:
 
     def save(self):
         self.check_weights_finite()
-        self.manager.save(checkpoint_number=self.update)
+        try:
+            self.manager.save(checkpoint_number=self.update)
+        except (tf.errors.OpError, OSError) as error:
+            # The manager writes into a temporary folder and keeps the older checkpoints
+            # until the new one is whole.
+            partial = os.path.join(self._checkpoint_dir(), f"ckpt-{self.update}_temp")
+            if tf.io.gfile.exists(partial):
+                tf.io.gfile.rmtree(partial)
+            raise OSError(
+                f"Writing the checkpoint of update {self.update} in `--model-dir` "
+                f"{self.args.model_dir} failed ({type(error).__name__}: "
+                f"{str(error).splitlines()[0]}); the earlier checkpoints are intact (newest: "
+                f"{self.manager.latest_checkpoint}). Free space, then rerun the same command "
+                "to resume.") from None
         if not self.chief:
             shutil.rmtree(self._checkpoint_dir(), ignore_errors=True)
 
@@ -420,7 +442,13 @@ class Pretrainer:
                  else contextlib.nullcontext())
         with final:
             self.check_weights_finite()
-            save_as_bert_checkpoint(self.model, path)
+            try:
+                save_as_bert_checkpoint(self.model, path)
+            except (tf.errors.OpError, OSError) as error:
+                raise OSError(f"Exporting the final weights to {path} (in `--model-dir`) "
+                              f"failed ({type(error).__name__}: {str(error).splitlines()[0]}); "
+                              "the checkpoints are intact: rerun the same command to export."
+                              ) from None
         return path
 
 
@@ -430,10 +458,26 @@ def next_multiple(value, every):
 
 
 def prepare(args, strategy=None):
-    """Checks the flags and builds (or resumes) the run; errors come before any training."""
+    """Checks the flags, claims `--model-dir` (the chief) and builds (or resumes) the run;
+    errors come before any training. `release(trainer)` gives the directory back."""
     check_args(args)
     strategy = strategy or make_strategy(args.strategy, args.tpu, args.cpu_replicas)
-    return Pretrainer(args, strategy)
+    micro_batch_size(args, strategy.num_replicas_in_sync)  # its error comes before the lock
+    lock = lock_model_dir(args.model_dir) if is_chief(strategy) else None
+    try:
+        trainer = Pretrainer(args, strategy)
+    except BaseException:
+        if lock:
+            unlock_model_dir(lock)
+        raise
+    trainer.lock = lock
+    return trainer
+
+
+def release(trainer):
+    """Removes the run's claim on `--model-dir`."""
+    if trainer.lock:
+        unlock_model_dir(trainer.lock)
 
 
 def train(trainer):
@@ -455,8 +499,10 @@ def main(argv=None):
         parser.error(str(error))
     try:
         train(trainer)
-    except (FloatingPointError, ValueError) as error:
+    except (FloatingPointError, ValueError, OSError) as error:
         sys.exit(f"error: {error}")
+    finally:
+        release(trainer)
 
 
 if __name__ == "__main__":

@@ -32,8 +32,10 @@ from keras import ops
 from bert4keras_ext import arguments
 from bert4keras_ext.backend import check_positive_int
 from bert4keras_ext.layers.position_schemes import (
+    MAX_RELATIVE_DISTANCE,
     check_position_scheme,
     functional_relative,
+    rotary,
     rotate_queries_and_keys,
 )
 from bert4keras_ext.taylor_softmax import check_order, taylor_softmax
@@ -117,6 +119,9 @@ class MultiHeadAttention(keras.layers.Layer):
         normalization: 'softmax', 'softmax_plus' or 'taylor_softmax'.
         position_scheme: None (absolute positions come with the embeddings), 'rotary' or
             'functional_relative'.
+        max_relative_position: 'functional_relative' clips distances to +-this (NEZHA: 64).
+        rotary_value: with 'rotary', rotate the values by their positions too (Hugging Face
+            RoFormer's `rotary_value`; the output is not rotated back).
         softmax_plus_base: the length at which 'softmax_plus' equals 'softmax' (512).
         softmax_plus_floor: rows seeing fewer keys use this count instead (16).
         taylor_order: even order of the Taylor softmax (2).
@@ -136,6 +141,8 @@ class MultiHeadAttention(keras.layers.Layer):
         attention_scale=True,
         normalization="softmax",
         position_scheme=None,
+        max_relative_position=MAX_RELATIVE_DISTANCE,
+        rotary_value=False,
         softmax_plus_base=512,
         softmax_plus_floor=16,
         taylor_order=2,
@@ -148,6 +155,11 @@ class MultiHeadAttention(keras.layers.Layer):
         super().__init__(**kwargs)
         self._check_normalization(normalization)
         check_position_scheme(position_scheme)
+        max_relative_position = check_positive_int(max_relative_position,
+                                                   "max_relative_position")
+        if arguments.boolean(rotary_value, "rotary_value") and position_scheme != "rotary":
+            raise ValueError(f"`rotary_value=True` needs position_scheme='rotary'; received "
+                             f"position_scheme={position_scheme!r}.")
         heads = check_positive_int(heads, "heads")
         head_size = check_positive_int(head_size, "head_size")
         out_dim = None if out_dim is None else check_positive_int(out_dim, "out_dim")
@@ -163,6 +175,8 @@ class MultiHeadAttention(keras.layers.Layer):
         self.attention_scale = attention_scale
         self.normalization = normalization
         self.position_scheme = position_scheme
+        self.max_relative_position = max_relative_position
+        self.rotary_value = bool(rotary_value)
         self.softmax_plus_base = softmax_plus_base
         self.softmax_plus_floor = softmax_plus_floor
         self.taylor_order = taylor_order
@@ -245,6 +259,8 @@ class MultiHeadAttention(keras.layers.Layer):
             vw = self._split_heads(self.v_dense(v), self.head_size)
             # New keys come from the new tokens, so they take the queries' positions.
             qw, kw = rotate_queries_and_keys(self.position_scheme, qw, kw, positions, positions)
+            if self.rotary_value:
+                vw = rotary(vw, positions)
         if cache is not None and cache_index is not None:
             start = ops.stack([0, ops.cast(cache_index, "int32"), 0, 0])
             kw = ops.slice_update(cache[0], start, ops.cast(kw, cache[0].dtype))
@@ -254,7 +270,8 @@ class MultiHeadAttention(keras.layers.Layer):
         if self.position_scheme == "functional_relative":
             if key_positions is None:
                 key_positions = ops.arange(ops.shape(kw)[1], dtype="int32")[None]
-            relative = functional_relative(positions, key_positions, self.key_size)
+            relative = functional_relative(positions, key_positions, self.key_size,
+                                           self.max_relative_position)
         visible = self._visible(attention_mask, q_mask, v_mask, qw.shape[1], kw.shape[1])
         output, probs = self.attend(qw, kw, vw, visible, training, relative, attention_bias)
         output = self.o_dense(output)
@@ -402,6 +419,8 @@ class MultiHeadAttention(keras.layers.Layer):
                 "attention_scale": self.attention_scale,
                 "normalization": self.normalization,
                 "position_scheme": self.position_scheme,
+                "max_relative_position": self.max_relative_position,
+                "rotary_value": self.rotary_value,
                 "softmax_plus_base": self.softmax_plus_base,
                 "softmax_plus_floor": self.softmax_plus_floor,
                 "taylor_order": self.taylor_order,

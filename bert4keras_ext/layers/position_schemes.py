@@ -7,15 +7,16 @@
   "Transformer升级之路：2、博采众长的旋转式位置编码" (https://kexue.fm/archives/8265). Queries and
   keys are rotated pairwise by angles `position * theta_i`, `theta_i = 10000^(-2i / d)`, so
   `<R_m q, R_n k>` depends only on `m - n`: absolute encoding that yields relative attention,
-  and a key cached at its own position stays valid for every later query.
+  and a key cached at its own position stays valid for every later query. Hugging Face's
+  RoFormer may rotate the values by their positions too (`rotary_value`).
 - `'functional_relative'`: NEZHA's functional relative positions ("NEZHA: Neural Contextualized
   Representation for Chinese Language Understanding", Wei et al., 2019,
   https://arxiv.org/abs/1909.00204), the relative position representations of Shaw et al.
   ("Self-Attention with Relative Position Representations", https://arxiv.org/abs/1803.02155)
   with a fixed sinusoidal table instead of a learned one. The distance `j - i` of key `j` to
-  query `i`, clipped to `[-64, 64]`, picks a vector `r_ij` (row `j - i + 64` of the table
-  `sin/cos(row / 10000^(2k / size))`), shared by all heads; the logit gains `q_i . r_ij` and the
-  output gains `sum_j p_ij r_ij`.
+  query `i`, clipped to `[-m, m]` (`m`: NEZHA's `max_relative_position`, 64 in its models),
+  picks a vector `r_ij` (row `j - i + m` of the table `sin/cos(row / 10000^(2k / size))`),
+  shared by all heads; the logit gains `q_i . r_ij` and the output gains `sum_j p_ij r_ij`.
 
 Rotary acts on the projected heads before the logits, so the fused attention kernels stay
 usable; the functional relative scheme adds terms to the logits and the output, so attention
@@ -26,7 +27,7 @@ import math
 from keras import ops
 
 POSITION_SCHEMES = (None, "rotary", "functional_relative")
-# NEZHA's clipping distance.
+# NEZHA's clipping distance in its released models.
 MAX_RELATIVE_DISTANCE = 64
 
 

@@ -2,7 +2,9 @@
 https://arxiv.org/abs/2104.09864) and RoFormer-V2 (post "RoFormerV2：自然语言理解的极限探索",
 https://kexue.fm/archives/8998).
 
-RoFormer is BERT without a position table, with rotary positions in every attention layer.
+RoFormer is BERT without a position table, with rotary positions in every attention layer;
+with the config's `rotary_value` (Hugging Face's RoFormer key) the values are rotated by their
+positions too, as transformers' `RoFormerSelfAttention` does.
 RoFormer-V2 also drops every bias and every LayerNorm parameter (parameter-free RMSNorm,
 applied after dropout at the embeddings), and its MLM head is the tied embedding alone.
 """
@@ -11,6 +13,9 @@ from bert4keras_ext.models.transformer import Transformer
 
 class RoFormer(Transformer):
     position_scheme = "rotary"
+
+    def position_options(self):
+        return {"rotary_value": self.config["rotary_value"]}
 
 
 class RoFormerV2(RoFormer):

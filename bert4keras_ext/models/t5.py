@@ -24,7 +24,8 @@ scales the decoder output by `d_model ** -0.5` before the head (in both versions
 Face does neither for T5.1.1 (its config.json says `scale_decoder_outputs: false`, or in
 older files `tie_word_embeddings: false`). `load_config` records Hugging Face's conventions
 in the config, so each checkpoint computes what it was trained with; the builder arguments
-`cross_position_bias` and `scale_logits` override them.
+`cross_position_bias` and `scale_logits` override them. The config's `num_decoder_layers`
+(Hugging Face's key) gives the decoder its own number of blocks.
 """
 import keras
 
@@ -65,8 +66,8 @@ class T5Encoder(Transformer):
         return self.layer(
             RelativePositionBias, f"{self.prefix}-Embedding-Relative-Position",
             heads=self.config["num_attention_heads"],
-            num_buckets=self.config.get("relative_attention_num_buckets", 32),
-            max_distance=self.config.get("relative_attention_max_distance", 128),
+            num_buckets=self.config["relative_attention_num_buckets"],
+            max_distance=self.config["relative_attention_max_distance"],
             bidirectional=self.bidirectional, embeddings_initializer=self.initializer,
         )([queries, keys])
 
@@ -133,7 +134,7 @@ class T5Decoder(T5Encoder):
         if self.cross_position_bias:
             self.cross_arguments["attention_bias"] = self.position_bias(token_ids, context)
         x = self.embeddings([token_ids])
-        for index in range(self.config["num_hidden_layers"]):
+        for index in range(self.config["num_decoder_layers"] or self.config["num_hidden_layers"]):
             x = self.block(x, index)
         return self.heads(x)
 

@@ -14,12 +14,11 @@ follow bert4keras ('Embedding-Token', 'Transformer-0-MultiHeadSelfAttention', 'M
 so checkpoint name maps (`models.checkpoints.name_map`) address weights by layer name.
 """
 import json
-import numbers
 import os
 
 import keras
 
-from bert4keras_ext import activations, masks
+from bert4keras_ext import activations, arguments, masks
 from bert4keras_ext.layers import (
     Add,
     AttentionMask,
@@ -39,10 +38,6 @@ REQUIRED_KEYS = (
     "num_attention_heads",
     "intermediate_size",
 )
-# Integer config keys and their smallest valid value.
-SIZE_KEYS = {"vocab_size": 1, "hidden_size": 1, "num_hidden_layers": 1,
-             "num_attention_heads": 1, "intermediate_size": 1, "max_position_embeddings": 1,
-             "type_vocab_size": 0, "embedding_size": 1, "attention_head_size": 1}
 DEFAULTS = {
     "hidden_act": "gelu",
     "max_position_embeddings": 512,
@@ -53,6 +48,48 @@ DEFAULTS = {
     "attention_head_size": None,
     "layer_norm_eps": 1e-12,
     "initializer_range": 0.02,
+    # NEZHA: relative distances are clipped to +-max_relative_position (its models: 64).
+    "max_relative_position": 64,
+    # RoFormer (Hugging Face's key): values are rotated by their positions too.
+    "rotary_value": False,
+    # T5: the relative bias's buckets and the distance where the last one starts, and the
+    # decoder's number of blocks (None: `num_hidden_layers`, as the encoder).
+    "relative_attention_num_buckets": 32,
+    "relative_attention_max_distance": 128,
+    "num_decoder_layers": None,
+}
+# Integer config keys and their smallest valid value (None allowed where the default is None).
+SIZE_KEYS = {"vocab_size": 1, "hidden_size": 1, "num_hidden_layers": 1,
+             "num_attention_heads": 1, "intermediate_size": 1, "max_position_embeddings": 1,
+             "type_vocab_size": 0, "embedding_size": 1, "attention_head_size": 1,
+             "max_relative_position": 1, "relative_attention_num_buckets": 1,
+             "relative_attention_max_distance": 1, "num_decoder_layers": 1}
+# Real config keys and their bounds (a dropout rate may also be None: no dropout).
+REAL_KEYS = {"hidden_dropout_prob": dict(minimum=0.0, maximum=1.0),
+             "attention_probs_dropout_prob": dict(minimum=0.0, maximum=1.0),
+             "layer_norm_eps": dict(above=0.0), "initializer_range": dict(minimum=0.0)}
+# Flags of the config (T5's two conventions are set by `load_config` for Hugging Face files).
+FLAG_KEYS = ("rotary_value", "cross_position_bias", "scale_decoder_outputs")
+# Keys of known config formats whose other values would change what the model computes in a
+# way no family here offers: {key: (the value our models compute, what another value means)}.
+UNSUPPORTED_VALUES = {
+    "position_embedding_type": ("absolute", "Hugging Face's relative position embeddings "
+                                            "('relative_key', 'relative_key_query')"),
+    "num_hidden_groups": (1, "ALBERT with several groups of shared layers"),
+    "inner_group_num": (1, "ALBERT with several layers per group"),
+    "ln_type": ("postln", "albert_zh's pre-LayerNorm blocks"),
+    "add_cross_attention": (False, "cross-attention inside the blocks"),
+    "scale_attn_weights": (True, "GPT-2 without the 1/sqrt(head size) attention scale"),
+    "scale_attn_by_inverse_layer_idx": (False, "GPT-2 attention scaled by 1/(layer + 1)"),
+    "tie_word_embeddings": (True, "an output head of its own (the MLM / LM head here is the "
+                                  "token embedding)"),
+}
+# Hugging Face model types whose inputs mean something else than in every family here.
+UNSUPPORTED_MODEL_TYPES = {
+    model_type: "Hugging Face RoBERTa pads with id 1 and numbers positions from 2; "
+                "model='roberta' is RoBERTa in BERT's format (bert4keras's), whose padding id "
+                "is 0 and whose positions start at 0"
+    for model_type in ("roberta", "xlm-roberta", "camembert")
 }
 
 
@@ -84,6 +121,15 @@ def load_config(config):
     checkpoint's conventions: no position bias in cross-attention (`cross_position_bias`) and
     whether the decoder output is scaled by `d_model ** -0.5` (`scale_decoder_outputs`, or
     `tie_word_embeddings` in configs older than transformers 5: false for T5.1.1).
+
+    Every key that changes what a family computes is honoured: besides the sizes, NEZHA's
+    `max_relative_position`, RoFormer's `rotary_value` (Hugging Face's), T5's
+    `relative_attention_num_buckets`, `relative_attention_max_distance` and
+    `num_decoder_layers`. Keys of known formats whose value asks for something no family here
+    computes (`UNSUPPORTED_VALUES`, e.g. `position_embedding_type: relative_key`, and Hugging
+    Face RoBERTa's `model_type`) are refused by name, as is a value of the wrong type or range.
+    Other keys (`architectures`, `use_cache`, ...) are kept as they are. Token id 0 is the
+    padding of every family, as in bert4keras.
     """
     if isinstance(config, (str, os.PathLike)):
         if not os.path.exists(config):
@@ -110,19 +156,24 @@ def load_config(config):
         config.setdefault("attention_probs_dropout_prob", config.get("hidden_dropout_prob"))
         config.setdefault("cross_position_bias", False)
         # Older configs say it as `tie_word_embeddings` (false for T5.1.1).
-        config.setdefault("scale_decoder_outputs", config.get("tie_word_embeddings", True))
+        tied = config.pop("tie_word_embeddings", True)
+        config.setdefault("scale_decoder_outputs", tied)
     config = _rename(config, BERT4KERAS_KEYS)
     missing = [key for key in REQUIRED_KEYS if key not in config]
     if missing:
         raise ValueError(f"The model config lacks required keys {missing}.")
+    _refuse_unsupported(config)
     config = {**DEFAULTS, **config}
     for key, smallest in SIZE_KEYS.items():
-        value = config[key]
-        if value is None and key in ("embedding_size", "attention_head_size"):
+        if config[key] is None and key in DEFAULTS and DEFAULTS[key] is None:
             continue
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < smallest:
-            raise ValueError(f"Config key `{key}` must be an integer >= {smallest}; received "
-                             f"{value!r} ({type(value).__name__}).")
+        config[key] = arguments.integer(config[key], key, minimum=smallest)
+    for key, bounds in REAL_KEYS.items():
+        if config[key] is not None:
+            config[key] = arguments.real(config[key], key, **bounds)
+    for key in FLAG_KEYS:
+        if key in config:
+            config[key] = arguments.boolean(config[key], key)
     if not config["attention_head_size"] and (
             config["hidden_size"] % config["num_attention_heads"]):
         raise ValueError(
@@ -131,6 +182,18 @@ def load_config(config):
             "`attention_head_size` must be given."
         )
     return config
+
+
+def _refuse_unsupported(config):
+    """Errors for keys of known formats set to values that no family here computes."""
+    model_type = config.get("model_type")
+    if model_type in UNSUPPORTED_MODEL_TYPES:
+        raise ValueError(f"Config key `model_type` is {model_type!r}, which is not supported: "
+                         f"{UNSUPPORTED_MODEL_TYPES[model_type]}.")
+    for key, (computed, meaning) in UNSUPPORTED_VALUES.items():
+        if key in config and config[key] != computed:
+            raise ValueError(f"Config key `{key}` must be {computed!r} (another value means "
+                             f"{meaning}, which is not supported); received {config[key]!r}.")
 
 
 def _rename(config, names):
@@ -178,6 +241,10 @@ class Transformer:
             # Linear attention cannot apply a mask matrix; UNILM's mask has no linear form.
             raise ValueError("normalization='performer' supports application 'encoder' or 'lm'; "
                              "UNILM's attention mask cannot be linearized.")
+        if config.get("rotary_value") and self.position_scheme != "rotary":
+            raise ValueError(f"Config key `rotary_value` is true, but {type(self).__name__} has "
+                             "no rotary positions to rotate the values by (it is a RoFormer "
+                             "key: model='roformer' or 'roformer_v2').")
         self.config = config
         self.application = application
         # As bert4keras: language models output the token distribution unless told otherwise.
@@ -331,8 +398,12 @@ class Transformer:
             out_dim=self.hidden_size, use_bias=self.use_bias,
             attention_scale=self.attention_scale, position_scheme=self.position_scheme,
             attention_dropout=self.config["attention_probs_dropout_prob"],
-            kernel_initializer=self.initializer, **options,
+            kernel_initializer=self.initializer, **self.position_options(), **options,
         )
+
+    def position_options(self):
+        """The attention layers' arguments of the family's position scheme."""
+        return {}
 
     def attention(self, x, name):
         return self.attention_layer(name)([x, x, x], **self.attention_arguments)

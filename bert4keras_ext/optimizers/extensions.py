@@ -19,7 +19,8 @@ the order of the calls, named e.g.
 classes are registered when `bert4keras_ext.optimizers` is imported, for this package's
 optimizers and Keras's, so a `.keras` file saved with any of them loads in a new process
 without repeating the `extend_with_*` calls. A class given its own `name=` (bert4keras's
-argument) is a subclass of that name: loading it needs the same call first.
+argument) is a subclass of that name: loading it needs the same call first, which its saved
+config records (`to_load_first_call`) so that Keras's "Could not locate class" error shows it.
 """
 import contextlib
 import functools
@@ -441,11 +442,32 @@ def _composed(root, features):
     return keras.saving.register_keras_serializable(package="bert4keras_ext")(composed)
 
 
+class _Named:
+    """Base of the classes named by `extend_with_*(..., name=...)`: the saved config names the
+    call that registers the class again (Keras prints the config when it cannot find it)."""
+
+    _call = None
+
+    def get_config(self):
+        return {"to_load_first_call": self._call, **super().get_config()}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = {key: value for key, value in config.items() if key != "to_load_first_call"}
+        return super().from_config(config, custom_objects)
+
+
 @functools.cache
 def _named(composed, name):
-    named = type(name, (composed,), {"__module__": __name__,
-                                     "_extension_root": composed._extension_root,
-                                     "_extensions": composed._extensions})
+    root = composed._extension_root
+    package = {"keras": "keras.optimizers", "bert4keras_ext": "bert4keras_ext.optimizers"}
+    call = f"{package.get(root.__module__.split('.')[0], root.__module__)}.{root.__qualname__}"
+    for index, feature in enumerate(composed._extensions, 1):
+        last = index == len(composed._extensions)
+        call = f"{EXTEND_CALLS[feature]}({call}{f', name={name!r}' if last else ''})"
+    named = type(name, (_Named, composed), {"__module__": __name__, "_call": call,
+                                            "_extension_root": root,
+                                            "_extensions": composed._extensions})
     return keras.saving.register_keras_serializable(package="bert4keras_ext")(named)
 
 
@@ -506,3 +528,9 @@ def extend_with_lazy_optimization(base, name=None):
 def extend_with_lookahead(base, name=None):
     """`base` with Lookahead (`steps_per_slow_update`, `slow_step_size`)."""
     return _extend(Lookahead, base, name)
+
+
+# The function adding each feature (the saved config of a named class names the calls).
+EXTEND_CALLS = {feature: f"extend_with_{function}" for feature, function in zip(FEATURES, (
+    "gradient_accumulation", "weight_decay", "layer_adaptation", "exponential_moving_average",
+    "piecewise_linear_lr", "parameter_wise_lr", "lazy_optimization", "lookahead"))}

@@ -140,16 +140,16 @@ def test_missing_weights_are_reported(tmp_path):
 
 
 @pytest.mark.parametrize("case, change, message", [
-    ("M02", {"num_attention_heads": 0}, r"`num_attention_heads` must be an integer >= 1; "
+    ("M02", {"num_attention_heads": 0}, r"`num_attention_heads` must be a positive integer; "
                                         r"received 0"),
-    ("M03", {"num_hidden_layers": -1}, r"`num_hidden_layers` must be an integer >= 1"),
-    ("M04", {"hidden_size": -32}, r"`hidden_size` must be an integer >= 1; received -32"),
-    ("M05", {"hidden_size": "32"}, r"`hidden_size` must be an integer >= 1; received '32' "
+    ("M03", {"num_hidden_layers": -1}, r"`num_hidden_layers` must be a positive integer"),
+    ("M04", {"hidden_size": -32}, r"`hidden_size` must be a positive integer; received -32"),
+    ("M05", {"hidden_size": "32"}, r"`hidden_size` must be a positive integer; received '32' "
                                    r"\(str\)"),
-    ("M06", {"hidden_size": 32.0}, r"`hidden_size` must be an integer >= 1; received 32.0 "
+    ("M06", {"hidden_size": 32.0}, r"`hidden_size` must be a positive integer; received 32.0 "
                                    r"\(float\)"),
-    ("M07", {"vocab_size": 0}, r"`vocab_size` must be an integer >= 1"),
-    ("M08", {"intermediate_size": -5}, r"`intermediate_size` must be an integer >= 1"),
+    ("M07", {"vocab_size": 0}, r"`vocab_size` must be a positive integer"),
+    ("M08", {"intermediate_size": -5}, r"`intermediate_size` must be a positive integer"),
     ("M12", {"type_vocab_size": -1}, r"`type_vocab_size` must be an integer >= 0"),
 ])
 def test_bad_config_values_name_the_key(case, change, message):

@@ -13,6 +13,7 @@ import pytest
 
 from bert4keras_ext.models import MODELS, build_transformer_model
 from bert4keras_ext.models.checkpoints import load_checkpoint, save_checkpoint
+from conftest import as_list
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "families"
 # Mirrors make_family_reference.CASES: case -> (model, application, options).
@@ -87,17 +88,44 @@ def test_original_checkpoint_matches_bert4keras(case):
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_original_checkpoint_round_trip_is_exact(case, tmp_path):
+    """The written checkpoint and config rebuild a model with the same weights that computes
+    the same outputs (reliability probe 2, C06: every key deciding the computation is
+    written)."""
     family = CASES[case][0]
     model = build_case(case)
     load_checkpoint(model, str(FIXTURES / case / "model.ckpt"), family=family)
+    assert_written_model_computes_the_same(model, family, CASES[case][1], CASES[case][2],
+                                           np.load(FIXTURES / case / "reference.npz"), tmp_path)
+
+
+def assert_written_model_computes_the_same(model, family, application, options, reference,
+                                           tmp_path):
     save_checkpoint(model, str(tmp_path / "model.ckpt"), family)
-    reloaded = build_transformer_model(tmp_path / "bert_config.json", model=family,
-                                       application=CASES[case][1], **CASES[case][2])
-    load_checkpoint(reloaded, str(tmp_path / "model.ckpt"), family=family)
+    reloaded = build_transformer_model(tmp_path / "bert_config.json",
+                                       str(tmp_path / "model.ckpt"), model=family,
+                                       application=application, **options)
     assert [w.path for w in reloaded.weights] == [w.path for w in model.weights]
     for ours, theirs in zip(model.weights, reloaded.weights):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours),
                                       keras.ops.convert_to_numpy(theirs))
+    inputs = model_inputs(model, reference)
+    for ours, theirs in zip(as_list(model(inputs)), as_list(reloaded(inputs))):
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+
+
+@pytest.mark.parametrize("family, config", [
+    ("nezha", {"max_relative_position": 8}), ("roformer", {"rotary_value": True}),
+    ("roformer", {"rotary_value": False})])
+def test_written_config_keeps_the_position_keys(family, config, tmp_path):
+    """C06 for the keys of reliability probe 2's N02 and R01: NEZHA's clipping distance and
+    RoFormer's rotated values survive `save_checkpoint` and a rebuild from its files."""
+    directory = FIXTURES / ("nezha" if family == "nezha" else "hf_roformer")
+    source = json.loads(next(directory.glob("*config.json")).read_text())
+    model = build_transformer_model({**source, **config}, model=family, with_mlm="linear")
+    assert_written_model_computes_the_same(model, family, "encoder", {"with_mlm": "linear"},
+                                           np.load(directory / "reference.npz"), tmp_path)
+    written = json.loads((tmp_path / "bert_config.json").read_text())
+    assert {key: written[key] for key in config} == config
 
 
 @pytest.mark.parametrize("family", sorted(HUGGING_FACE))

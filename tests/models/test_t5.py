@@ -88,6 +88,39 @@ def test_safetensors_match_transformers():
                  log_softmax(reference["logits"].astype("float64")), decoder_rows(decoder_ids))
 
 
+def test_hugging_face_t5_written_and_rebuilt_computes_the_same(tmp_path):
+    """Reliability probe 2, C06: a T5 with Hugging Face's conventions (no cross-attention
+    bias, no output scaling) and a decoder of its own depth, written by `save_checkpoint` and
+    rebuilt from the written files, computes the same (the rebuilt model used bert4keras's
+    conventions: differences up to 0.18)."""
+    directory = FIXTURES / "hf_t5"
+    config = dict(json.loads((directory / "config.json").read_text()), num_decoder_layers=1)
+    with pytest.warns(UserWarning, match="left unused"):  # the second decoder block
+        t5 = build_transformer_model(config, directory / "model.safetensors", model="t5.1.1")
+    save_checkpoint(t5, str(tmp_path / "model.ckpt"), "t5.1.1")
+    written = json.loads((tmp_path / "bert_config.json").read_text())
+    assert {key: written[key] for key in ("cross_position_bias", "scale_decoder_outputs",
+                                          "num_decoder_layers")} == {
+        "cross_position_bias": False, "scale_decoder_outputs": False, "num_decoder_layers": 1}
+    rebuilt = build_transformer_model(tmp_path / "bert_config.json", str(tmp_path / "model.ckpt"),
+                                      model="t5.1.1")
+    reference = np.load(directory / "reference.npz")
+    inputs = [reference["token_ids"], reference["decoder_ids"]]
+    np.testing.assert_array_equal(np.asarray(rebuilt(inputs)), np.asarray(t5(inputs)))
+
+
+def test_checkpoint_of_another_variant_names_the_variant():
+    """Reliability probe 2, C05: mT5.1.1's original checkpoint (`rms_norm` names) loaded as
+    't5.1.1' left every norm at its initial value with warnings; now an error names the
+    missing norms and the variant whose names the checkpoint has."""
+    with pytest.raises(ValueError, match=r"(?s)holds no model='t5.1.1' weights for \["
+                                         r"'Decoder-Transformer-\*-FeedForward-Norm/gamma'.*"
+                                         r"in any block.*rms_norm/scale.*fit model='mt5.1.1' "
+                                         r"\("):
+        build(version="t5.1.1", directory=FIXTURES / "mt5.1.1",
+              checkpoint=str(FIXTURES / "mt5.1.1" / "model.ckpt"))
+
+
 # bert4keras's 't5' is T5.1.0: its halves are read from the 't5.1.0' fixture.
 @pytest.mark.parametrize("version,fixture", [("t5.1.1", "t5.1.1"), ("t5", "t5.1.0")])
 def test_halves_load_from_the_whole_checkpoint_without_warnings(version, fixture, recwarn):

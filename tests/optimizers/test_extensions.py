@@ -490,3 +490,28 @@ def test_edge_values_that_were_already_right():
         0.1, ema_momentum=0.0), steps=2)
     np.testing.assert_allclose(averaged.averaged_weights()[0], weights, atol=1e-7)
     np.testing.assert_allclose(weights, -0.2, atol=1e-7)
+
+
+def test_named_class_saved_in_a_model_names_the_call_that_loads_it(tmp_path):
+    """Reliability probe 2, K03: a class named by `extend_with_*(..., name=...)` must be made
+    again before loading. Keras's error on a load without the call (here: the name taken out
+    of the registry, as in a new process) shows the call; with it the model loads."""
+    named = extend_with_exponential_moving_average(extend_with_weight_decay(Adam),
+                                                   name="MyEMAAdam")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=named(learning_rate=0.01, ema_momentum=0.9), loss="mse")
+    model.train_on_batch(np.ones((4, 3), "float32"), np.ones((4, 1), "float32"))
+    model.save(tmp_path / "model.keras")
+    registry = keras.saving.get_custom_objects()
+    registered = registry.pop("bert4keras_ext>MyEMAAdam")
+    try:
+        with pytest.raises(TypeError, match=r"Could not locate class 'MyEMAAdam'.*"
+                                            r"'to_load_first_call': \"extend_with_exponential_"
+                                            r"moving_average\(extend_with_weight_decay\("
+                                            r"bert4keras_ext.optimizers.Adam\), "
+                                            r"name='MyEMAAdam'\)\""):
+            keras.saving.load_model(tmp_path / "model.keras")
+    finally:
+        registry["bert4keras_ext>MyEMAAdam"] = registered
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert type(loaded.optimizer) is named and loaded.optimizer.ema_momentum == 0.9

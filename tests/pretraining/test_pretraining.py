@@ -22,7 +22,7 @@ from data_utils import InstanceBuilder, build_records  # noqa: E402
 
 from bert4keras_ext.models import build_transformer_model  # noqa: E402
 from bert4keras_ext.tokenizers import Tokenizer  # noqa: E402
-from pretraining import argument_parser, main, prepare, train  # noqa: E402
+from pretraining import argument_parser, main, prepare, release, train  # noqa: E402
 
 SEQ_LEN = 32
 
@@ -43,12 +43,15 @@ def corpus(tmp_path_factory):
     return {"folder": folder, "config": paths["config.json"], "dropout_config": str(with_dropout)}
 
 
+def command_line(corpus, model_dir, *extra, mode="roberta", config=None):
+    return ["--mode", mode, "--config", config or corpus["config"],
+            "--data", str(corpus["folder"] / f"{mode}-*"), "--seq-len", str(SEQ_LEN),
+            "--model-dir", str(model_dir), "--log-every", "1", *extra]
+
+
 def flags(corpus, model_dir, *extra, mode="roberta", config=None):
-    return argument_parser().parse_args([
-        "--mode", mode, "--config", config or corpus["config"],
-        "--data", str(corpus["folder"] / f"{mode}-*"), "--seq-len", str(SEQ_LEN),
-        "--model-dir", str(model_dir), "--log-every", "1", *extra,
-    ])
+    return argument_parser().parse_args(command_line(corpus, model_dir, *extra, mode=mode,
+                                                     config=config))
 
 
 def state(trainer):
@@ -158,6 +161,73 @@ def test_resume_refuses_flags_that_change_what_the_checkpoints_mean(corpus, tmp_
     resumable = prepare(flags(corpus, tmp_path, *common, "--grad-accum-steps", "2",
                               "--optimizer", "lamb", "--checkpoint-every", "7"))
     assert resumable.update == 0
+
+
+SHORT_RUN = ["--global-batch-size", "8", "--grad-accum-steps", "1", "--total-steps", "4",
+             "--warmup-steps", "1"]
+
+
+def test_a_model_dir_in_use_or_not_writable_is_refused_before_training(corpus, tmp_path,
+                                                                       capsys):
+    """Reliability probe 2, PT06: two runs wrote one --model-dir (the second failed reading
+    checkpoints the first had rotated away). The first start claims the directory with a lock
+    naming its pid and host; a second run is refused by name while that process lives, and a
+    lock whose process died is taken over with a message. PT04: a directory that cannot be
+    written ended in a raw TensorFlow traceback; now the CLI's one-line error names it."""
+    run, host = tmp_path / "run", socket.gethostname()
+    run.mkdir()
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (run / "run.lock").write_text(json.dumps({"pid": owner.pid, "host": host}))
+        with pytest.raises(SystemExit) as exit_info:
+            main(command_line(corpus, run, *SHORT_RUN))
+        assert exit_info.value.code == 2
+        assert (f"`--model-dir` '{run}' is in use by process {owner.pid} on {host} (its lock "
+                f"file {run / 'run.lock'})") in capsys.readouterr().err
+    finally:
+        owner.kill()
+        owner.wait()
+    trainer = prepare(flags(corpus, run, *SHORT_RUN))  # the owner is dead now
+    assert (f"taking over {run / 'run.lock'}: its owner (process {owner.pid} on {host}) is no "
+            "longer running") in capsys.readouterr().err
+    assert json.loads((run / "run.lock").read_text()) == {"pid": os.getpid(), "host": host}
+    release(trainer)
+    assert not (run / "run.lock").exists()
+    (run / "run.lock").write_text(json.dumps({"pid": 1, "host": "another-host"}))
+    with pytest.raises(ValueError, match=r"in use by process 1 on another-host .* if that run "
+                                         r"has ended \(its pid now another program's\), "
+                                         r"delete .*run.lock"):
+        prepare(flags(corpus, run, *SHORT_RUN))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit):
+        main(command_line(corpus, blocker / "run", *SHORT_RUN))
+    assert f"`--model-dir` '{blocker / 'run'}' cannot be written: " in capsys.readouterr().err
+
+
+def test_a_checkpoint_that_cannot_be_written_ends_the_run_naming_the_model_dir(
+        corpus, tmp_path, monkeypatch):
+    """Reliability probe 2, PT05: a full disk at a checkpoint ended in a raw traceback. Now
+    the CLI's one-line error names --model-dir and the newest intact checkpoint, removes the
+    partial one and the lock, and a rerun resumes from it."""
+    save = tf.train.CheckpointManager.save
+
+    def fill_the_disk_at_update_2(manager, checkpoint_number=None, **options):
+        if checkpoint_number == 2:
+            tf.io.gfile.makedirs(os.path.join(manager.directory, "ckpt-2_temp"))
+            raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+        return save(manager, checkpoint_number=checkpoint_number, **options)
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", fill_the_disk_at_update_2)
+    with pytest.raises(SystemExit) as exit_info:
+        main(command_line(corpus, tmp_path, *SHORT_RUN, "--checkpoint-every", "1"))
+    assert exit_info.value.code == (
+        f"error: Writing the checkpoint of update 2 in `--model-dir` {tmp_path} failed "
+        f"(ResourceExhaustedError: No space left on device); the earlier checkpoints are intact "
+        f"(newest: {tmp_path / 'ckpt-1'}). Free space, then rerun the same command to resume.")
+    assert not (tmp_path / "ckpt-2_temp").exists() and not (tmp_path / "run.lock").exists()
+    monkeypatch.undo()
+    assert prepare(flags(corpus, tmp_path, *SHORT_RUN, "--checkpoint-every", "1")).update == 1
 
 
 def test_non_finite_loss_or_weights_stop_the_run_before_saving(corpus, tmp_path):

@@ -1,4 +1,5 @@
-"""Writing a model's weights as its family's original-format TF checkpoint."""
+"""Writing a model's weights as its family's original-format TF checkpoint, with the config
+that rebuilds it."""
 import json
 import os
 
@@ -6,16 +7,32 @@ import keras
 import numpy as np
 
 from bert4keras_ext import activations
-from bert4keras_ext.layers import FeedForward, MultiHeadAttention
-from bert4keras_ext.models.checkpoints.name_map import num_layers_of, weight_names
+from bert4keras_ext.layers import FeedForward, MultiHeadAttention, RelativePositionBias
+from bert4keras_ext.models.checkpoints.name_map import (
+    NAME_MAPS,
+    block_counts,
+    num_layers_of,
+    weight_names,
+)
+
+# Builder attributes that decide how attention computes, compared between a model and the
+# family it is written as (families with one name map differ in them: BERT, NEZHA, RoFormer).
+ATTENTION_ATTRIBUTES = ("position_scheme", "use_bias", "attention_scale")
 
 
 def config_from_model(model):
     """The config entries (`bert_config.json` keys) of a model made by
-    `build_transformer_model`."""
+    `build_transformer_model`: every key that decides what it computes, so the model rebuilt
+    from them (with the same builder arguments) computes the same. Besides the sizes:
+    dropout rates, NEZHA's `max_relative_position`, RoFormer's `rotary_value`, and T5's
+    relative bias (`relative_attention_num_buckets`, `relative_attention_max_distance`),
+    decoder conventions (`cross_position_bias`, `scale_decoder_outputs`) and
+    `num_decoder_layers` when the decoder has its own number of blocks."""
     attention = next(layer for layer in model.layers if isinstance(layer, MultiHeadAttention))
     feed_forward = next(layer for layer in model.layers if isinstance(layer, FeedForward))
     token = model.get_layer("Embedding-Token")
+    dropouts = [layer.rate for layer in model.layers
+                if isinstance(layer, keras.layers.Dropout)]
     config = {
         "vocab_size": token.input_dim,
         "hidden_size": attention.out_dim,
@@ -25,6 +42,8 @@ def config_from_model(model):
         "hidden_act": ([activations.name_of(a) for a in feed_forward.activation]
                        if feed_forward.gated else activations.name_of(feed_forward.activation)),
         "type_vocab_size": _input_dim(model, "Embedding-Segment") or 0,
+        "hidden_dropout_prob": dropouts[0] if dropouts else 0.0,
+        "attention_probs_dropout_prob": attention.attention_dropout or 0.0,
     }
     if attention.heads * attention.head_size != attention.out_dim:
         config["attention_head_size"] = attention.head_size
@@ -37,6 +56,34 @@ def config_from_model(model):
         config["layer_norm_eps"] = norms[0].epsilon
     if token.output_dim != attention.out_dim:
         config["embedding_size"] = token.output_dim
+    if attention.position_scheme == "functional_relative":
+        config["max_relative_position"] = attention.max_relative_position
+    if attention.position_scheme == "rotary":
+        config["rotary_value"] = attention.rotary_value
+    config.update(_t5_config(model))
+    return config
+
+
+def _t5_config(model):
+    """T5's keys: the relative bias, the decoder's conventions and its number of blocks."""
+    config = {}
+    bias = next((layer for layer in model.layers if isinstance(layer, RelativePositionBias)),
+                None)
+    if bias is not None:
+        config["relative_attention_num_buckets"] = bias.num_buckets
+        config["relative_attention_max_distance"] = bias.max_distance
+    counts = block_counts(model)
+    if "Decoder-" not in counts:
+        return config
+    cross = model.get_layer("Decoder-Transformer-0-MultiHeadCrossAttention")
+    # The graph keeps each call's arguments; cross-attention gets the bias or not.
+    config["cross_position_bias"] = (
+        cross._inbound_nodes[0].arguments.kwargs.get("attention_bias") is not None)
+    config["scale_decoder_outputs"] = any(layer.name == "Decoder-Output-Scale"
+                                          for layer in model.layers)
+    if counts.get("Encoder-", counts["Decoder-"]) != counts["Decoder-"]:
+        config["num_hidden_layers"] = counts["Encoder-"]
+        config["num_decoder_layers"] = counts["Decoder-"]
     return config
 
 
@@ -70,14 +117,19 @@ def save_checkpoint(model, path, family=None, config_path=None):
     `family` is the `model=` name it was built with (default: the model's name, which
     `build_transformer_model` sets to it). Writes `path.index` / `path.data-*`, and the config
     beside them as `bert_config.json` (or at `config_path`), so `build_transformer_model(config,
-    path, model=family)`, bert4keras and the family's own tools read them. Weights outside the
-    family's format (e.g. Conditional LayerNorm projections) are not written. An unshared ALBERT
-    is written as ALBERT's one shared block, so its layers must still be equal.
+    path, model=family)`, bert4keras and the family's own tools read them and compute what
+    `model` computes. Every weight is written: a model with weights the family's format has no
+    name for (another family's blocks, Conditional LayerNorm projections, a head added
+    around the Transformer) is refused, as is a family whose graph differs from the model's
+    (`check_family`); nothing is written then. An unshared ALBERT is written as ALBERT's one
+    shared block, so its layers must still be equal.
     """
     family = family or model.name
+    names = weight_names(family, num_layers_of(model))
+    check_family(model, family, names)
     ours = {variable.path: variable for variable in model.weights}
     tensors = {}
-    for name in weight_names(family, num_layers_of(model)):
+    for name in names:
         if name.ours not in ours or name.original is None:
             continue
         value = keras.ops.convert_to_numpy(ours[name.ours])
@@ -90,15 +142,55 @@ def save_checkpoint(model, path, family=None, config_path=None):
                 "hold them."
             )
         tensors[name.original] = value
-    if not tensors:
-        raise ValueError(f"Model {model.name!r} has none of the model={family!r} weights; pass "
-                         "the `family` it was built as.")
     write_original_checkpoint(tensors, path)
     config_path = config_path or os.path.join(os.path.dirname(os.path.abspath(path)),
                                               "bert_config.json")
     with open(config_path, "w", encoding="utf-8") as file:
         json.dump(config_from_model(model), file, indent=2)
     return path
+
+
+def check_family(model, family, names=None):
+    """Refuses to write `model` as `family` when the family's format has no name for one of
+    its weights, when the model was built as another family (its name is a family whose
+    builder differs: 'bert' and 'roberta' share one, 't5.1.1' and 'mt5.1.1' another), or when
+    its attention differs from the family's (position scheme, biases, scale). The error names
+    the families that fit the model."""
+    problem = _family_problem(model, family, names)
+    if problem:
+        fits = [candidate for candidate in NAME_MAPS
+                if not _family_problem(model, candidate)]
+        advice = (f" The model fits model={' or '.join(map(repr, fits))}." if fits else "")
+        raise ValueError(f"Model {model.name!r} cannot be written as model={family!r}: "
+                         f"{problem}; nothing was written.{advice}")
+
+
+def _family_problem(model, family, names=None):
+    """Why `model` is not a `family` model, or None."""
+    # build.py imports this package, so its table of builders is read here, when called.
+    from bert4keras_ext.models.build import FAMILIES
+
+    names = names if names is not None else weight_names(family, num_layers_of(model))
+    written = {name.ours for name in names if name.original is not None}
+    left_out = [variable.path for variable in model.weights if variable.path not in written]
+    if left_out:
+        return (f"its format has no name for {len(left_out)} of the model's "
+                f"{len(model.weights)} weights (e.g. {left_out[:4]}), which would be left out")
+    builder = FAMILIES.get(family)
+    if builder is None:
+        return None
+    built_as = FAMILIES.get(model.name)
+    if built_as is not None and built_as is not builder:
+        return (f"it was built as model={model.name!r} ({built_as.__name__}), whose graph "
+                f"differs from {builder.__name__}'s")
+    attention = next((layer for layer in model.layers
+                      if isinstance(layer, MultiHeadAttention)), None)
+    expected = getattr(builder, "parts", (builder,))[0]
+    for attribute in ATTENTION_ATTRIBUTES if attention is not None else ():
+        if getattr(attention, attribute) != getattr(expected, attribute):
+            return (f"its attention has {attribute}={getattr(attention, attribute)!r}, "
+                    f"model={family!r} has {getattr(expected, attribute)!r}")
+    return None
 
 
 def save_as_bert_checkpoint(model, path, config_path=None):

@@ -6,10 +6,12 @@ import numpy as np
 
 from bert4keras_ext.models.checkpoints.name_map import (
     HUGGING_FACE_PREFIXES,
+    NAME_MAPS,
     OPTIONAL_HEADS,
     VOCABULARY_WEIGHTS,
     num_layers_of,
     weight_names,
+    weight_role,
 )
 from bert4keras_ext.models.checkpoints.readers import CheckpointReader
 
@@ -50,20 +52,27 @@ def load_checkpoint(model, checkpoint_path, keep_tokens=None, family="bert"):
     """Loads a checkpoint of `family` (original TF prefix or `.safetensors`) into `model`.
 
     `keep_tokens` (a list of vocabulary ids) selects the rows of the token embeddings and of
-    the MLM output bias, so the model can use a reduced vocabulary. A shape mismatch is an error
-    naming the family, the weight and both shapes, and nothing is assigned then; so is a
-    checkpoint holding none of the family's variables. Weights the checkpoint lacks keep their
-    initial values and are warned about; checkpoint variables left unused are listed in the
-    returned `LoadReport` (and warned about, except optional heads).
+    the MLM output bias, so the model can use a reduced vocabulary. Errors, with nothing
+    assigned: a shape mismatch (naming the family, the weight and both shapes); a checkpoint
+    holding none of the family's variables; and one lacking a kind of block weight in every
+    block (all norms, all feed-forward input kernels, ...), which is a checkpoint of another
+    variant (T5.1.0 or mT5 loaded as 't5.1.1') or of another config. These errors name the
+    families whose names fit the checkpoint best. Other weights the checkpoint lacks (a head,
+    the embeddings, some of the blocks) keep their initial values and are warned about;
+    checkpoint variables left unused are listed in the returned `LoadReport` (and warned about,
+    except optional heads).
     """
     reader = CheckpointReader(checkpoint_path)
     prefixes = HUGGING_FACE_PREFIXES.get(family, ())
     ours = {variable.path: variable for variable in model.weights}
     report, assignments, mismatches = LoadReport(), [], []
     used = set()
-    for name in weight_names(family, num_layers_of(model)):
+    num_hidden_layers = num_layers_of(model)
+    expected = []
+    for name in weight_names(family, num_hidden_layers):
         if name.ours not in ours:
             continue
+        expected.append(name.ours)
         stored, value = read_weight(reader, name, prefixes)
         if stored is None:
             report.missing.append(name.ours)
@@ -97,7 +106,16 @@ def load_checkpoint(model, checkpoint_path, keep_tokens=None, family="bert"):
         raise ValueError(
             f"{checkpoint_path} holds none of the model={family!r} variables (for weights "
             f"like {report.missing[:2]}); its variables start {sample}. Is it a checkpoint of "
-            "another family?"
+            f"another family?{fitting_families(reader, num_hidden_layers, family)}"
+        )
+    absent = absent_roles(report.missing, expected)
+    if absent:
+        unused = sorted(reader.names() - used)
+        raise ValueError(
+            f"{checkpoint_path} holds no model={family!r} weights for {absent} in any block "
+            f"(e.g. {report.missing[:3]}): the model would run with them as initialized. "
+            f"Variables it holds that model={family!r} does not read: {unused[:5]}."
+            f"{fitting_families(reader, num_hidden_layers, family)}"
         )
     for target, value in assignments:
         target.assign(value.astype(target.dtype))
@@ -105,16 +123,49 @@ def load_checkpoint(model, checkpoint_path, keep_tokens=None, family="bert"):
     if report.missing:
         warnings.warn(f"Weights not found in {checkpoint_path}, left as initialized: "
                       f"{report.missing}", stacklevel=2)
-    unexpected = [n for n in report.unused if not _expected_unused(n, prefixes, family)]
+    unexpected = [n for n in report.unused if not expected_unused(n, prefixes, family)]
     if unexpected:
         warnings.warn(f"Checkpoint variables of {checkpoint_path} left unused: {unexpected}",
                       stacklevel=2)
     return report
 
 
-def _expected_unused(name, prefixes, family):
-    """Heads the model may leave out, the other half of a T5 checkpoint, optimizer state and
-    buffers of training checkpoints."""
+def absent_roles(missing, expected):
+    """The block weight roles (`weight_role`) of which every weight in `expected` is in
+    `missing`: a kind of weight the checkpoint has for no block."""
+    missing = set(missing)
+    roles = {}
+    for path in expected:
+        role = weight_role(path)
+        if role is not None:
+            roles.setdefault(role, []).append(path in missing)
+    return sorted(role for role, absent in roles.items() if all(absent))
+
+
+def fitting_families(reader, num_hidden_layers, family):
+    """A sentence naming the families whose name maps find the most variables of `reader`
+    (all of those tied); when `family` is one of them, advice to check the config."""
+    found = {}
+    for candidate in NAME_MAPS:
+        prefixes = HUGGING_FACE_PREFIXES.get(candidate, ())
+        stored = {reader.find(name.original if reader.naming == "original"
+                              else name.hugging_face, prefixes)
+                  for name in weight_names(candidate, num_hidden_layers)}
+        found[candidate] = len(stored - {None})
+    best = max(found.values())
+    fits = [candidate for candidate, count in found.items() if count == best]
+    # A T5's halves read the same names as the whole: name the whole.
+    fits = [candidate for candidate in fits if not (
+        candidate.endswith(("_encoder", "_decoder")) and candidate.rsplit("_", 1)[0] in fits)]
+    if not best or family in fits:
+        return " Check the config (sizes, hidden_act, layers) against the checkpoint."
+    return (f" Its variables fit model={' or '.join(map(repr, fits))} ({best} of "
+            f"{len(reader.names())} found).")
+
+
+def expected_unused(name, prefixes, family):
+    """Heads the model may leave out, the other half of a T5 checkpoint, optimizer state,
+    buffers of training checkpoints and Hugging Face T5's copies of the shared embedding."""
     for prefix in prefixes:
         if name.startswith(prefix):
             name = name[len(prefix):]
@@ -122,5 +173,5 @@ def _expected_unused(name, prefixes, family):
         family.rsplit("_", 1)[-1], ())
     return name.startswith(OPTIONAL_HEADS + other_half) or name.endswith(
         ("adam_m", "adam_v", "global_step", "position_ids", "masked_bias", "attn.bias",
-                         "embed_positions.weight")
+         "embed_positions.weight", "embed_tokens.weight")
     )

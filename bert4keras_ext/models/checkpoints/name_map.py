@@ -303,9 +303,9 @@ def weight_names(family, num_hidden_layers):
     return NAME_MAPS[family](num_hidden_layers)
 
 
-def num_layers_of(model):
-    """How many Transformer blocks the model runs (ALBERT's one shared block counts once per
-    call; a T5 counts its encoder's or its decoder's blocks)."""
+def block_counts(model):
+    """{stack: number of Transformer blocks the model runs}, the stack being '' (one stack),
+    'Encoder-' or 'Decoder-' (T5); ALBERT's one shared block counts once per call."""
     pattern = re.compile(r"(Encoder-|Decoder-|)(?:Transformer-\d+|Transformer)"
                          r"-MultiHeadSelfAttention$")
     # The model's own graph has one node per call of a layer (a shared layer's nodes in
@@ -316,7 +316,21 @@ def num_layers_of(model):
             found = pattern.match(node.operation.name)
             if found:
                 counts[found.group(1)] = counts.get(found.group(1), 0) + 1
-    return max(counts.values(), default=0)
+    return counts
+
+
+def num_layers_of(model):
+    """How many Transformer blocks the model runs (a T5 counts its longer stack)."""
+    return max(block_counts(model).values(), default=0)
+
+
+_BLOCK = re.compile(r"^((?:Encoder-|Decoder-)?Transformer)(?:-\d+)?-")
+
+
+def weight_role(path):
+    """What a weight is in every block: its path with the block index as '*'
+    ('Transformer-*-FeedForward/output_dense/kernel'); None outside the blocks."""
+    return _BLOCK.sub(r"\1-*-", path, count=1) if _BLOCK.match(path) else None
 
 
 # Weights along the vocabulary, and the axis: `keep_tokens` selects those entries.
