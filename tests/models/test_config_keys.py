@@ -98,7 +98,7 @@ def test_t5_decoder_with_its_own_number_of_blocks():
     ("C03b", {"num_decoder_layers": 1.5}, ArgumentTypeError,
      r"`num_decoder_layers` must be a positive integer; received 1.5 \(float\)"),
     ("C03b", {"dropout_rate": "0.1"}, ArgumentTypeError,
-     r"`hidden_dropout_prob` must be a finite number >= 0.0 and <= 1.0; received '0.1'"),
+     r"`hidden_dropout_prob` must be a number in \[0.0, 1.0\]; received '0.1'"),
     ("C03b", {"layer_norm_epsilon": 0}, ValueError,
      r"`layer_norm_eps` must be a finite number > 0.0; received 0.0"),
     ("C03b", {"scale_decoder_outputs": "false"}, ArgumentTypeError,
