@@ -149,9 +149,9 @@ class DataGenerator:
     """
 
     def __init__(self, data, batch_size=32, buffer_size=None):
-        check_positive_int(batch_size, "batch_size")
+        batch_size = check_positive_int(batch_size, "batch_size")
         if buffer_size is not None:
-            check_positive_int(buffer_size, "buffer_size")
+            buffer_size = check_positive_int(buffer_size, "buffer_size")
         self.data = data
         self.batch_size = batch_size
         self.buffer_size = buffer_size or batch_size * 1000
@@ -450,12 +450,12 @@ class SeededBatches(keras.utils.PyDataset):
 
     def __init__(self, data, batch_size, seed=0, shuffle=True, workers=1,
                  use_multiprocessing=False, max_queue_size=10):
-        check_positive_int(workers, "workers")
-        check_positive_int(max_queue_size, "max_queue_size")
+        workers = check_positive_int(workers, "workers")
+        max_queue_size = check_positive_int(max_queue_size, "max_queue_size")
         self.processes = workers if use_multiprocessing else 0
         super().__init__(workers=1 if self.processes else workers, use_multiprocessing=False,
                          max_queue_size=max_queue_size)
-        check_positive_int(batch_size, "batch_size")
+        batch_size = check_positive_int(batch_size, "batch_size")
         if not len(data):
             raise ValueError("`data` is empty.")
         self.data = data
@@ -665,8 +665,8 @@ def parallel_apply_generator(func, iterable, workers, max_queue_size, dummy=Fals
         ...
     ```
     """
-    arguments.integer(workers, "workers", minimum=1)
-    arguments.integer(max_queue_size, "max_queue_size", minimum=1)
+    workers = arguments.integer(workers, "workers", minimum=1)
+    max_queue_size = arguments.integer(max_queue_size, "max_queue_size", minimum=1)
     if dummy:
         executor = concurrent.futures.ThreadPoolExecutor(workers)
         submit, close = executor.submit, functools.partial(executor.shutdown,
