@@ -11,7 +11,10 @@ import functools
 
 import numpy as np
 
-from bert4keras_ext import uniout  # noqa: F401  (bert4keras's Python 2 import, a no-op)
+from bert4keras_ext import (
+    arguments,
+    uniout,  # noqa: F401  (bert4keras's Python 2 import, a no-op)
+)
 from bert4keras_ext.data import (
     DataGenerator,
     parallel_apply,
@@ -70,15 +73,33 @@ def text_segmentate(text, maxlen, seps="\n", strips=None):
     """Cuts `text` into pieces of at most `maxlen` characters where the separators allow.
 
     The text (stripped of whitespace and of the characters `strips`) is split at the first
-    separator of `seps`; consecutive parts, each keeping its separator, are joined while they
-    fit in `maxlen`; a piece still too long is cut at the next separator, and so on. With no
-    separator left, a long piece stays whole.
+    separator of `seps` (a string of one-character separators, or a list of separators);
+    consecutive parts, each keeping its separator, are joined while they fit in `maxlen`; a
+    piece still too long is cut at the next separator, and so on. With no separator left, a
+    long piece stays whole (any `maxlen`, even 0 or negative, which splits at every
+    separator). An empty text gives `['']`, as bert4keras.
 
     Example:
     ```python
     text_segmentate("一句。二句。三句。", 4, seps="。")  # ['一句。', '二句。', '三句。']
     ```
     """
+    if not isinstance(text, str):
+        raise TypeError(f"`text` must be a string; received {text!r} ({type(text).__name__}).")
+    maxlen = arguments.integer(maxlen, "maxlen")
+    if isinstance(seps, str):
+        seps = list(seps)
+    if (not isinstance(seps, (list, tuple))
+            or not all(isinstance(sep, str) and sep for sep in seps)):
+        raise TypeError(f"`seps` must be a string of separators or a list of non-empty "
+                        f"strings; received {seps!r}.")
+    if strips is not None and not isinstance(strips, str):
+        raise TypeError(f"`strips` must be None or a string of characters; received "
+                        f"{strips!r}.")
+    return _segmentate(text, maxlen, seps, strips)
+
+
+def _segmentate(text, maxlen, seps, strips):
     text = text.strip().strip(strips)
     if not seps or len(text) <= maxlen:
         return [text]
@@ -87,11 +108,11 @@ def text_segmentate(text, maxlen, seps="\n", strips=None):
     pieces, current = [], ""
     for index, part in enumerate(parts):
         if current and part and len(current) + len(part) > maxlen - 1:
-            pieces += text_segmentate(current, maxlen, finer, strips)
+            pieces += _segmentate(current, maxlen, finer, strips)
             current = ""
         current += part if index == len(parts) - 1 else part + separator
     if current:
-        pieces += text_segmentate(current, maxlen, finer, strips)
+        pieces += _segmentate(current, maxlen, finer, strips)
     return pieces
 
 

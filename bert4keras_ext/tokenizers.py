@@ -629,12 +629,32 @@ def lower_case(text):
 
 def truncate_sequences(maxlen, indices, *sequences):
     """Removes one item at a time from the longest sequence (the first of equals), at its
-    index in `indices` (one int for all), until the total length is at most `maxlen`;
-    returns the non-empty sequences, shortened in place (bert4keras's `truncate_sequences`)."""
-    sequences = [sequence for sequence in sequences if sequence]
-    if isinstance(indices, int):
-        indices = [indices] * len(sequences)
-    while sum(map(len, sequences)) > maxlen:
-        longest = max(range(len(sequences)), key=lambda i: (len(sequences[i]), -i))
-        sequences[longest].pop(indices[longest])
-    return sequences
+    index in `indices` (one int for all, or one per sequence), until the total length is at
+    most `maxlen`; returns the non-empty sequences, shortened in place (bert4keras's
+    `truncate_sequences`). Each index stays with its own sequence; bert4keras dropped the
+    empty sequences first and paired the indices with those left, so an empty first
+    sequence handed its index to the second. The sequences must be lists."""
+    maxlen = arguments.integer(maxlen, "maxlen", minimum=0)
+    if isinstance(indices, (list, tuple)):
+        if len(indices) != len(sequences):
+            raise ValueError(f"`indices` must be one int or one per sequence ({len(sequences)});"
+                             f" received {indices!r}.")
+        indices = [arguments.integer(index, "indices") for index in indices]
+    else:
+        indices = [arguments.integer(indices, "indices")] * len(sequences)
+    for number, sequence in enumerate(sequences):
+        if not isinstance(sequence, list):
+            raise TypeError(f"The sequences must be lists (they are shortened in place); "
+                            f"sequence {number} is a {type(sequence).__name__}: {sequence!r}.")
+    kept = [number for number, sequence in enumerate(sequences) if sequence]
+    total = sum(len(sequences[number]) for number in kept)
+    while total > maxlen:
+        longest = max(kept, key=lambda number: (len(sequences[number]), -number))
+        try:
+            sequences[longest].pop(indices[longest])
+        except IndexError:
+            raise IndexError(f"`indices` {indices[longest]} is out of range for sequence "
+                             f"{longest}, of length {len(sequences[longest])}, while truncating "
+                             f"to `maxlen`={maxlen}.") from None
+        total -= 1
+    return [sequences[number] for number in kept]

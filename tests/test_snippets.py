@@ -1,6 +1,7 @@
 """bert4keras's `snippets` helpers: text helpers and `orthogonally_resize` against bert4keras
 0.11.5 (tests/fixtures/make_backend_reference.py), brute force for the common substring and
-subsequence, `open(indexable=True)`, the argument decorators and `parallel_apply_generator`."""
+subsequence, `open(indexable=True)`, the argument decorators, `parallel_apply_generator`,
+`truncate_sequences` and `text_segmentate` with their argument checks."""
 import itertools
 import json
 import threading
@@ -21,6 +22,8 @@ from bert4keras_ext.snippets import (
     parallel_apply_generator,
     string_matching,
     strQ2B,
+    text_segmentate,
+    truncate_sequences,
 )
 
 REFERENCE = np.load(Path(__file__).parent / "fixtures" / "backend_reference.npz")
@@ -122,6 +125,46 @@ def test_uniout_imports_and_the_decorators_add_and_refuse_arguments():
     assert (layer.scale, layer.shift, layer.size) == (3.0, 0.0, 4)
     with pytest.raises(TypeError, match="Scaled got an unexpected keyword argument 'size'"):
         Scaled(size=3)
+
+
+def test_truncate_sequences_keeps_each_index_with_its_sequence():
+    """Reliability probe 2, S06: bert4keras dropped the empty first sequence before pairing
+    the indices, so the second was cut at the first's index, -1, giving [1, 2, 3]."""
+    empty, second = [], [1, 2, 3, 4, 5]
+    assert truncate_sequences(3, [-1, 1], empty, second) == [[1, 4, 5]]
+    assert second == [1, 4, 5]  # shortened in place
+    # The longest loses an item (the first of equals): [1, 2, 3] at 0, then [4, 5, 6] at -1.
+    first, second = [1, 2, 3], [4, 5, 6]
+    assert truncate_sequences(np.int64(4), (0, -1), first, second) == [[2, 3], [4, 5]]
+    assert truncate_sequences(9, -1, [1], [], [2]) == [[1], [2]]  # nothing to cut
+
+
+@pytest.mark.parametrize("arguments,error,message", [
+    ((-1, -1, [1, 2], [3]), ValueError, r"`maxlen` must be an integer >= 0; received -1"),  # S05
+    ((2, -1, (1, 2, 3)), TypeError, r"sequence 0 is a tuple: \(1, 2, 3\)"),  # S07
+    ((1, [-1], [1, 2], [3]), ValueError, r"`indices` must be one int or one per sequence \(2\)"),
+    ((2, True, [1, 2, 3]), TypeError, r"`indices` must be an integer; received True"),
+    ((0, 1, [1, 2]), IndexError, r"`indices` 1 is out of range for sequence 0, of length 1"),
+])
+def test_truncate_sequences_names_a_bad_argument(arguments, error, message):
+    """Reliability probe 2, S05 and S07: an IndexError and an AttributeError before."""
+    with pytest.raises(error, match=message):
+        truncate_sequences(*arguments)
+
+
+def test_text_segmentate_checks_its_arguments_and_keeps_bert4keras_results():
+    """Reliability probe 2, S01 (an AttributeError before); S02-S04 as bert4keras."""
+    text = "一句。二句，三句。"
+    assert text_segmentate(text, 4, seps="。，") == ["一句。", "二句，", "三句。"]
+    assert text_segmentate(text, np.int64(4), seps=["。", "，"]) == ["一句。", "二句，", "三句。"]
+    assert text_segmentate("", 10) == text_segmentate("  \n ", 10) == [""]  # S02
+    assert text_segmentate("abc", -1) == ["abc"]  # S04: no separator, stays whole
+    for arguments, message in [((None, 10), r"`text` must be a string; received None"),
+                               (("ab", True), r"`maxlen` must be an integer; received True"),
+                               (("ab", 1, ["。", ""]), r"`seps` must be a string of separators"),
+                               (("ab", 1, "\n", 3), r"`strips` must be None or a string")]:
+        with pytest.raises(TypeError, match=message):
+            text_segmentate(*arguments)
 
 
 def slow_first(x):
