@@ -86,9 +86,10 @@ def tiny_config():
 
 @pytest.fixture(autouse=True)
 def _reset_keras_state():
-    """Each test starts with the float32 policy and fresh layer names."""
+    """Each test starts with the float32 policy and fresh layer names. Without a forced
+    garbage collection: under TensorFlow it took 0.3 s a test, minutes of the suite."""
     keras.config.set_dtype_policy("float32")
-    keras.utils.clear_session()
+    keras.utils.clear_session(free_memory=False)
     yield
     keras.config.set_dtype_policy("float32")
 

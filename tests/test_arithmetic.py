@@ -16,10 +16,6 @@ from bert4keras_ext.arithmetic import safe_eval
 pytestmark = pytest.mark.backend_neutral
 
 
-@pytest.fixture(autouse=True)
-def _reset_keras_state():
-    """Arithmetic never touches Keras: conftest's per-test `clear_session` is skipped."""
-
 
 @pytest.mark.parametrize("expression, value", [
     ("0.1+0.2", Fraction(3, 10)),  # A02: the decimals as written, not their binary floats

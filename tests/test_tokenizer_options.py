@@ -19,11 +19,6 @@ from bert4keras_ext.tokenizers import SpTokenizer, Tokenizer, load_vocab, save_v
 pytestmark = pytest.mark.backend_neutral
 
 
-@pytest.fixture(autouse=True)
-def _reset_keras_state():
-    """Tokenizers never touch Keras: conftest's per-test `clear_session` (about 0.5 s under
-    TensorFlow) is skipped here."""
-
 FIXTURES = Path(__file__).parent / "fixtures"
 REFERENCE = json.loads((FIXTURES / "tokenizer_bert4keras_reference.json")
                        .read_text(encoding="utf-8"))

@@ -15,11 +15,6 @@ REFERENCE = json.loads((Path(__file__).parent / "fixtures" / "tokenizer_referenc
 FAST = [False] + ([True] if importlib.util.find_spec("tokenizers") else [])
 
 
-@pytest.fixture(autouse=True)
-def _reset_keras_state():
-    """Tokenizers never touch Keras: conftest's per-test `clear_session` (about 0.5 s under
-    TensorFlow) is skipped here."""
-
 
 @pytest.fixture(scope="module")
 def tokenizer():
