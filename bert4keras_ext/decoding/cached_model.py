@@ -1,0 +1,270 @@
+"""A decoder model run one new token at a time against key/value caches.
+
+`CachedModel` is the model side of fast decoding, shared by the host-loop `CachedGenerator`
+and the compiled `CompiledGenerator`: `prefill_graph` encodes the prompts (the UNILM source, an
+LM's prefix, T5's encoder input) into a key/value cache per attention call, and `step_graph`
+runs one new token per row at its true position against the caches. Both are pure functions
+of tensors, so they may be compiled alone or inside a loop.
+
+The model's own graph runs (`keras.Model` nodes in order): attention layers receive `cache=`
+and `cache_index=`, position layers the new tokens' positions, the `AttentionMask` is replaced
+by the cache's validity and the final activation is skipped to get logits. Nothing of the
+model is re-expressed, so any model of this package's layers decodes, and results are exactly
+those of re-running the whole model on `prompt + output` at every step.
+
+Padding may sit on either side of a prompt: positions count the real tokens only, and the next
+token follows the last real one, so a padded prompt decodes exactly as it does alone.
+"""
+import keras
+import numpy as np
+from keras import ops
+
+from bert4keras_ext import arguments, masks
+from bert4keras_ext.layers import (
+    AttentionMask,
+    MultiHeadAttention,
+    PerformerAttention,
+    RelativePositionBias,
+)
+from bert4keras_ext.layers.embeddings import PositionEmbedding, PositionEmbeddingBase
+
+
+class CachedModel:
+    """`model` (application 'lm' or 'unilm' with an output head, or a T5 builder with
+    `.encoder` and `.decoder`) prepared for decoding up to `maxlen` new tokens; `start_id` is
+    fed after each prompt (T5: the decoder's first token, default 0)."""
+
+    def __init__(self, model, maxlen, start_id=None):
+        self.encoder = getattr(model, "encoder", None)
+        if self.encoder is not None:
+            model = model.decoder
+            start_id = 0 if start_id is None else start_id
+        self.maxlen = arguments.integer(maxlen, "maxlen", minimum=1)
+        self.start_id = None if start_id is None else arguments.integer(start_id, "start_id",
+                                                                        minimum=0)
+        mask_layers = [layer for layer in model.layers if isinstance(layer, AttentionMask)]
+        self.application = mask_layers[0].application if len(mask_layers) == 1 else None
+        if self.application not in ("lm", "unilm"):
+            raise ValueError("Cached decoding needs a model built with application='lm' or "
+                             f"'unilm'; this one's attention mask is {self.application!r}.")
+        if any(isinstance(layer, PerformerAttention) for layer in model.layers):
+            raise ValueError("Cached decoding needs softmax attention; PerformerAttention has "
+                             "no key/value cache.")
+        if not any(isinstance(layer, MultiHeadAttention) for layer in model.layers):
+            raise ValueError("Cached decoding found no MultiHeadAttention layer in the model.")
+        if len(model.outputs) != 1:
+            raise ValueError("Cached decoding needs a model with one output, the token "
+                             f"distribution (with_mlm); this one has {len(model.outputs)}.")
+        self.output_activation = model.outputs[0]._keras_history.operation
+        if getattr(self.output_activation, "activation", None) not in (
+                keras.activations.softmax, keras.activations.linear):
+            raise ValueError("Cached decoding needs a model whose output is the token "
+                             "distribution, ending in a softmax or linear Activation "
+                             "(build it with `with_mlm`).")
+        self.model = model
+        # The compiled steps clamp out-of-range gathers (XLA), so prompts are checked first.
+        self.vocab_size = model.outputs[0].shape[-1]
+        self.check_token("start_id", self.start_id, padding_allowed=self.encoder is not None)
+        learned = [layer.input_dim for layer in model.layers
+                   if isinstance(layer, PositionEmbedding)]
+        self.max_positions = min(learned) if learned else None
+        # GPT-2 families and T5 take token ids alone; the others token and segment ids.
+        self.id_inputs = 2 if any(x.name == "Input-Segment" for x in model.inputs) else 1
+        # Per-row tensors every step needs besides the caches: T5's encoder output and its
+        # validity, or the model's inputs after the ids (a Conditional LayerNorm condition).
+        self.extras = 2 if self.encoder else len(model.inputs) - self.id_inputs
+        self.new_segment = 1 if self.application == "unilm" else 0
+        variables = _unique(model.variables + (self.encoder.variables if self.encoder else []))
+        self.variables = variables
+        self.prefill = compile_function(self.prefill_graph, variables)
+        self.step = compile_function(self.step_graph, variables)
+
+    def check_token(self, name, token, padding_allowed=False):
+        """Refuses a `token` (argument `name`) outside the vocabulary; 0, the padding id, is
+        never generated and not attended to in an LM's prompt, so only T5's start may be 0."""
+        first = 0 if padding_allowed else 1
+        if token is not None and not first <= token < self.vocab_size:
+            raise ValueError(
+                f"`{name}` must be a token id in [{first}, {self.vocab_size}) (the model's "
+                f"vocabulary{'' if first == 0 else ' without the padding id 0'}); "
+                f"received {token}.")
+
+    def check_prompts(self, token_ids):
+        if token_ids.ndim != 2 or token_ids.shape[1] == 0:
+            raise ValueError(f"Prompts must be token ids of shape [rows, length >= 1]; "
+                             f"received shape {token_ids.shape}.")
+        empty = np.flatnonzero(~token_ids.any(axis=1))
+        if len(empty):
+            raise ValueError(f"Prompt rows {empty.tolist()} are all padding (id 0); each "
+                             f"prompt needs at least one token.")
+        if token_ids.min() < 0 or token_ids.max() >= self.vocab_size:
+            raise ValueError(f"Prompt token ids must be in [0, {self.vocab_size}) (the model's "
+                             f"vocabulary); received ids from {token_ids.min()} to "
+                             f"{token_ids.max()}.")
+        if self.encoder is None and self.max_positions is not None:
+            # Positions count real tokens (and the start token fed after them).
+            longest = int(np.count_nonzero(token_ids, axis=1).max()) + (self.start_id is not None)
+            if longest + self.maxlen > self.max_positions:
+                raise ValueError(f"A prompt of length {longest} plus `maxlen` {self.maxlen} "
+                                 f"new tokens exceeds the model's {self.max_positions} "
+                                 f"positions (max_position_embeddings); shorten the prompt or "
+                                 f"lower `maxlen`.")
+
+    def _run_model(self, ids, extras, visible, positions, key_positions, caches, cache_index):
+        """The model's graph on token `ids` and `extras` with attention over `caches` (None:
+        new ones: empty self-attention caches of the prompt length plus `maxlen`, and the
+        encoder's keys and values for cross-attention) whose self-attention rows hold tokens
+        at `key_positions`. Returns logits [rows, length, vocab] and the updated caches, in the
+        order of the attention calls."""
+        rows, length = ops.shape(ids[0])
+        if self.encoder:
+            (context, context_visible), inputs = extras, [extras[0], *ids]
+        else:
+            inputs = [*ids, *extras]
+        new_caches = []
+
+        def call(operation, *args, **kwargs):
+            if isinstance(operation, AttentionMask):
+                return visible
+            if operation is self.output_activation:
+                return args[0]
+            if isinstance(operation, PositionEmbeddingBase):
+                return operation(*args, position_ids=positions, **kwargs)
+            if isinstance(operation, RelativePositionBias):
+                queries, keys = args[0]
+                # Cross-attention keys are the encoder's tokens, at 0, 1, ...
+                slots = key_positions if keys is queries else None
+                return operation(*args, positions=positions, key_positions=slots)
+            if isinstance(operation, MultiHeadAttention):
+                queries, keys, _ = args[0]
+                index, size = cache_index, length + self.maxlen
+                if keys is not queries:  # cross-attention: filled once, then read
+                    kwargs["attention_mask"] = context_visible
+                    index, size = (0, ops.shape(context)[1]) if caches is None else (None, 0)
+                if caches is None:
+                    shape = (rows, size, operation.heads)
+                    cache = (ops.zeros((*shape, operation.key_size), operation.compute_dtype),
+                             ops.zeros((*shape, operation.head_size), operation.compute_dtype))
+                else:
+                    cache = caches[len(new_caches)]
+                output, cache = operation(*args, cache=cache, cache_index=index,
+                                          positions=positions, key_positions=key_positions,
+                                          **kwargs)
+                new_caches.append(cache)
+                return output
+            return operation(*args, **kwargs)
+
+        # Functional models expose no public way to run their nodes with other arguments.
+        logits = self.model._run_through_graph(inputs, call_fn=call)
+        if isinstance(logits, (list, tuple)):
+            (logits,) = logits
+        return ops.cast(logits, "float32"), new_caches
+
+    def prefill_graph(self, token_ids, *rest):
+        if self.encoder:
+            # The prompt is the decoder's start token; the encoder runs once, here.
+            context = self.encoder(token_ids if not rest else [token_ids, *rest])
+            extras = (context, ops.not_equal(token_ids, 0)[:, None, None, :])
+            token_ids = ops.full((ops.shape(token_ids)[0], 1), self.start_id, "int32")
+            ids, valid = [token_ids], ops.ones_like(token_ids, dtype="bool")
+            visible = masks.attention_mask("lm", token_ids, pad_id=None)
+        else:
+            ids, extras = [token_ids, *rest[:self.id_inputs - 1]], rest[self.id_inputs - 1:]
+            valid = ops.not_equal(token_ids, 0)
+            visible = masks.attention_mask(self.application, *ids)
+        room = [(0, 0), (0, 0), (0, 0), (0, self.maxlen)]
+        rows, length = ops.shape(token_ids)
+        # Real tokens take positions 0, 1, ... wherever the padding is (padding takes 0 and is
+        # never attended to); step t writes slot `length + t` (see step_graph).
+        counted = ops.cumsum(ops.cast(valid, "int32"), axis=1)
+        positions = ops.maximum(counted - 1, 0)
+        key_positions = ops.pad(positions, [(0, 0), (0, self.maxlen)])
+        logits, caches = self._run_model(ids, extras, ops.pad(visible, room), positions,
+                                         key_positions, None, 0)
+        lengths = counted[:, -1]
+        # The next token follows the last real one: the first slot whose count is the total.
+        last_index = ops.argmax(ops.cast(ops.equal(counted, lengths[:, None]), "int32"), axis=1)
+        last = ops.take_along_axis(logits, last_index[:, None, None], axis=1)[:, 0]
+        cache_valid = ops.pad(valid, [(0, 0), (0, self.maxlen)])
+        index = ops.convert_to_tensor(length, "int32")
+        return (last, cache_valid, key_positions, lengths, index, *extras,
+                *(tensor for cache in caches for tensor in cache))
+
+    def step_graph(self, tokens, rows, cache_valid, key_positions, lengths, index, *state):
+        # Reorder the hypotheses first (beam search picks new parents every step).
+        cache_valid, key_positions, lengths, *state = [
+            ops.take(tensor, rows, axis=0)
+            for tensor in (cache_valid, key_positions, lengths, *state)]
+        new_slot = ops.one_hot(index, ops.shape(cache_valid)[1], dtype="bool")[None]
+        cache_valid = ops.logical_or(cache_valid, new_slot)
+        key_positions = ops.where(new_slot, lengths[:, None], key_positions)
+        ids = [tokens[:, None]]
+        if self.id_inputs == 2:
+            ids.append(ops.full_like(tokens, self.new_segment)[:, None])
+        extras, state = state[:self.extras], state[self.extras:]
+        caches = list(zip(state[::2], state[1::2]))
+        logits, caches = self._run_model(
+            ids, extras, cache_valid[:, None, None, :], lengths[:, None], key_positions, caches,
+            index,
+        )
+        return (logits[:, 0], cache_valid, key_positions, lengths + 1, index + 1,
+                *extras, *(tensor for cache in caches for tensor in cache))
+
+
+
+def _unique(variables):
+    seen = set()
+    return [v for v in variables if not (id(v) in seen or seen.add(id(v)))]
+
+
+def compile_function(function, variables):
+    """`function` compiled with XLA for the backend: `tf.function(jit_compile=True)` on
+    TensorFlow, `jax.jit` over the values of the model's `variables` on JAX, eager
+    elsewhere."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        compiled = tf.function(function, jit_compile=True, autograph=False)
+        concrete = {}
+
+        def call_tensorflow(*arguments):
+            # Concrete functions skip tf.function's per-call argument matching.
+            arguments = [tf.convert_to_tensor(argument) for argument in arguments]
+            key = tuple((tuple(argument.shape), argument.dtype) for argument in arguments)
+            if key not in concrete:
+                concrete[key] = compiled.get_concrete_function(*arguments)
+            return concrete[key](*arguments)
+
+        return call_tensorflow
+    if backend == "jax":
+        import jax
+
+        def stateless(values, *arguments):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                return function(*arguments)
+
+        compiled = jax.jit(stateless)
+        return lambda *arguments: compiled([v.value for v in variables], *arguments)
+    return function
+
+
+def after_prompts(ids, values):
+    """`ids` (token ids first) with one column more: `values[i]` written into `ids[i]` just
+    after each row's last real token (id != 0), the columns after it shifted right."""
+    token_ids = ids[0]
+    width = token_ids.shape[1]
+    slot = width - np.argmax(token_ids[:, ::-1] != 0, axis=1)
+    columns = np.arange(width + 1)[None]
+    source = np.minimum(columns - (columns > slot[:, None]), width - 1)
+    return [np.where(columns == slot[:, None], value, np.take_along_axis(x, source, axis=1))
+            .astype(x.dtype) for x, value in zip(ids, values)]
+
+
+def pad_rows(array, rows):
+    """`array` with copies of row 0 appended up to `rows` rows."""
+    missing = rows - len(array)
+    if missing <= 0:
+        return array
+    return np.concatenate([array, np.repeat(array[:1], missing, axis=0)], axis=0)
+
