@@ -9,7 +9,7 @@ Model: 12 layers, hidden 768, 12 heads, intermediate 3072, vocab 21128; batch 32
 - the same with attention dropout 0, which runs `keras.ops.dot_product_attention` (cuDNN's
   fused attention on JAX GPUs) with the UNILM mask;
 - both again with the MLM head applied only to the 128 scored (target) positions
-  (`mlm_head_logits`), which skips the vocabulary projection and its softmax on the source.
+  (`model.lm_head`), which skips the vocabulary projection and its softmax on the source.
 `--threefry-partitionable false` sets JAX's `jax_threefry_partitionable` for the whole run:
 the partitionable generator (JAX's default) runs one threefry block per random element, the
 other one per two, and the dropout masks' random bits are a large part of the step.
@@ -35,7 +35,6 @@ from keras import ops  # noqa: E402
 
 from bert4keras_ext.losses import Seq2SeqCrossEntropy, seq2seq_targets  # noqa: E402
 from bert4keras_ext.models import build_transformer_model  # noqa: E402
-from bert4keras_ext.models.bert import mlm_head_logits  # noqa: E402
 
 SIZES = {
     "base": dict(layers=12, hidden=768, heads=12, intermediate=3072, vocab=21128, batch=32,
@@ -81,8 +80,8 @@ def ours_scored_head(size, steps, attention_dropout, steps_per_execution):
     """Ours with the MLM head only on the positions the loss scores (the fixed target here)."""
     full, x, _, _ = ours(size, steps, attention_dropout, steps_per_execution)
     source = size["length"] - size["target"]
-    hidden = full.get_layer("MLM-Dense").input
-    model = keras.Model(full.inputs, mlm_head_logits(full, hidden[:, source - 1:-1]))
+    hidden = full.backbone.outputs[0]
+    model = keras.Model(full.inputs, full.lm_head.logits(hidden[:, source - 1:-1]))
     model.compile(optimizer=keras.optimizers.Adam(1e-4), steps_per_execution=steps_per_execution,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return model, x, x[0][:, source:], None

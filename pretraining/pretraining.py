@@ -49,7 +49,7 @@ from data_utils import (  # noqa: E402
     load_dataset,
 )
 
-from bert4keras_ext.models import build_transformer_model, mlm_head_logits  # noqa: E402
+from bert4keras_ext.models import build_transformer_model  # noqa: E402
 from bert4keras_ext.models.checkpoints import save_as_bert_checkpoint  # noqa: E402
 from bert4keras_ext.optimizers import (  # noqa: E402
     AdaFactor,
@@ -269,8 +269,7 @@ class Pretrainer:
         self.max_predictions = None
         if args.mode == "roberta":
             self.max_predictions = args.max_predictions or -(-args.seq_len // 4)
-            self.encoder = keras.Model(self.model.inputs,
-                                       self.model.get_layer("MLM-Dense").input)
+            self.encoder = self.model.backbone
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
                                               micro_step=self.micro_step,
                                               seeds=seed_states(self.model))
@@ -315,7 +314,7 @@ class Pretrainer:
         hidden = tf.gather(self.encoder(list(inputs), training=training), positions,
                            batch_dims=1)
         labels, weights = (tf.gather(t, positions, batch_dims=1) for t in (labels, weights))
-        return mlm_head_logits(self.model, hidden), labels, weights
+        return self.model.lm_head.logits(hidden, training=training), labels, weights
 
     def _replica_step(self, inputs, labels, weights):
         with tf.GradientTape() as tape:

@@ -27,6 +27,7 @@ from bert4keras_ext.layers import (
     RelativePositionBias,
 )
 from bert4keras_ext.layers.embeddings import PositionEmbedding, PositionEmbeddingBase
+from bert4keras_ext.models.backbone import TransformerModel
 
 
 class CachedModel:
@@ -42,34 +43,35 @@ class CachedModel:
         self.maxlen = arguments.integer(maxlen, "maxlen", minimum=1)
         self.start_id = None if start_id is None else arguments.integer(start_id, "start_id",
                                                                         minimum=0)
-        mask_layers = [layer for layer in model.layers if isinstance(layer, AttentionMask)]
-        self.application = mask_layers[0].application if len(mask_layers) == 1 else None
+        if not isinstance(model, TransformerModel):
+            raise TypeError("Cached decoding needs a model made by `build_transformer_model` "
+                            f"(a TransformerModel); received a {type(model).__name__}.")
+        self.application = model.application
         if self.application not in ("lm", "unilm"):
             raise ValueError("Cached decoding needs a model built with application='lm' or "
-                             f"'unilm'; this one's attention mask is {self.application!r}.")
-        if any(isinstance(layer, PerformerAttention) for layer in model.layers):
+                             f"'unilm'; this one's application is {self.application!r}.")
+        if any(isinstance(layer, PerformerAttention) for layer in model.attention_layers):
             raise ValueError("Cached decoding needs softmax attention; PerformerAttention has "
                              "no key/value cache.")
-        if not any(isinstance(layer, MultiHeadAttention) for layer in model.layers):
-            raise ValueError("Cached decoding found no MultiHeadAttention layer in the model.")
-        if len(model.outputs) != 1:
-            raise ValueError("Cached decoding needs a model with one output, the token "
-                             f"distribution (with_mlm); this one has {len(model.outputs)}.")
-        self.output_activation = model.outputs[0]._keras_history.operation
-        if getattr(self.output_activation, "activation", None) not in (
-                keras.activations.softmax, keras.activations.linear):
+        head = model.lm_head
+        if head is None or len(model.outputs) != 1:
+            raise ValueError("Cached decoding needs a model whose one output is the token "
+                             "distribution (build it with `with_mlm`); this one has "
+                             f"{'no output head' if head is None else 'other outputs'}.")
+        if head.activation.activation not in (keras.activations.softmax,
+                                              keras.activations.linear):
             raise ValueError("Cached decoding needs a model whose output is the token "
-                             "distribution, ending in a softmax or linear Activation "
-                             "(build it with `with_mlm`).")
-        self.model = model
+                             "distribution, ending in a softmax or linear activation; this "
+                             f"one ends in {head.activation.activation.__name__}.")
+        self.model, self.head = model, head
         # The compiled steps clamp out-of-range gathers (XLA), so prompts are checked first.
-        self.vocab_size = model.outputs[0].shape[-1]
+        self.vocab_size = model.transformer_config["vocab_size"]
         self.check_token("start_id", self.start_id, padding_allowed=self.encoder is not None)
         learned = [layer.input_dim for layer in model.layers
                    if isinstance(layer, PositionEmbedding)]
         self.max_positions = min(learned) if learned else None
         # GPT-2 families and T5 take token ids alone; the others token and segment ids.
-        self.id_inputs = 2 if any(x.name == "Input-Segment" for x in model.inputs) else 1
+        self.id_inputs = model.parts.id_inputs
         # Per-row tensors every step needs besides the caches: T5's encoder output and its
         # validity, or the model's inputs after the ids (a Conditional LayerNorm condition).
         self.extras = 2 if self.encoder else len(model.inputs) - self.id_inputs
@@ -110,12 +112,14 @@ class CachedModel:
                                  f"positions (max_position_embeddings); shorten the prompt or "
                                  f"lower `maxlen`.")
 
-    def _run_model(self, ids, extras, visible, positions, key_positions, caches, cache_index):
+    def _run_model(self, ids, extras, visible, positions, key_positions, caches, cache_index,
+                   scored=None):
         """The model's graph on token `ids` and `extras` with attention over `caches` (None:
         new ones: empty self-attention caches of the prompt length plus `maxlen`, and the
         encoder's keys and values for cross-attention) whose self-attention rows hold tokens
-        at `key_positions`. Returns logits [rows, length, vocab] and the updated caches, in the
-        order of the attention calls."""
+        at `key_positions`. Returns logits [rows, length, vocab] (with `scored`, int
+        [rows, count], only those positions go through the output head: [rows, count, vocab])
+        and the updated caches, in the order of the attention calls."""
         rows, length = ops.shape(ids[0])
         if self.encoder:
             (context, context_visible), inputs = extras, [extras[0], *ids]
@@ -126,8 +130,18 @@ class CachedModel:
         def call(operation, *args, **kwargs):
             if isinstance(operation, AttentionMask):
                 return visible
-            if operation is self.output_activation:
+            if operation is self.head.activation:
                 return args[0]
+            entry, entry_kwargs = self.head.entry
+            if scored is not None and operation is entry and kwargs == entry_kwargs:
+                # The head scores positions independently: project only those asked for.
+                first = args[0]
+                if isinstance(first, list):  # a Conditional LayerNorm: [hidden, condition]
+                    first = [ops.take_along_axis(first[0], scored[:, :, None], axis=1),
+                             *first[1:]]
+                else:
+                    first = ops.take_along_axis(first, scored[:, :, None], axis=1)
+                args = (first, *args[1:])
             if isinstance(operation, PositionEmbeddingBase):
                 return operation(*args, position_ids=positions, **kwargs)
             if isinstance(operation, RelativePositionBias):
@@ -154,8 +168,7 @@ class CachedModel:
                 return output
             return operation(*args, **kwargs)
 
-        # Functional models expose no public way to run their nodes with other arguments.
-        logits = self.model._run_through_graph(inputs, call_fn=call)
+        logits = self.model.run_graph(inputs, call)
         if isinstance(logits, (list, tuple)):
             (logits,) = logits
         return ops.cast(logits, "float32"), new_caches
@@ -179,12 +192,12 @@ class CachedModel:
         counted = ops.cumsum(ops.cast(valid, "int32"), axis=1)
         positions = ops.maximum(counted - 1, 0)
         key_positions = ops.pad(positions, [(0, 0), (0, self.maxlen)])
-        logits, caches = self._run_model(ids, extras, ops.pad(visible, room), positions,
-                                         key_positions, None, 0)
         lengths = counted[:, -1]
         # The next token follows the last real one: the first slot whose count is the total.
         last_index = ops.argmax(ops.cast(ops.equal(counted, lengths[:, None]), "int32"), axis=1)
-        last = ops.take_along_axis(logits, last_index[:, None, None], axis=1)[:, 0]
+        logits, caches = self._run_model(ids, extras, ops.pad(visible, room), positions,
+                                         key_positions, None, 0, scored=last_index[:, None])
+        last = logits[:, 0]
         cache_valid = ops.pad(valid, [(0, 0), (0, self.maxlen)])
         index = ops.convert_to_tensor(length, "int32")
         return (last, cache_valid, key_positions, lengths, index, *extras,

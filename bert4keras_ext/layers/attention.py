@@ -21,8 +21,9 @@ Cache: `layer([x, x, x], cache=(keys, values), cache_index=i, attention_mask=vis
 new keys and values at rows `i, i+1, ...` of the cache, attends over the whole cache and returns
 `(output, (keys, values))`; without `cache_index` the cache is used as it is (cross-attention).
 T5's bucketed relative bias is a separate layer (`RelativePositionBias`, shared by all blocks)
-whose output every attention call takes as `attention_bias`. Decoding (`bert4keras_ext.decoding.CachedModel`) runs a model's
-own layers this way, so the model graph is the single source of truth for cached decoding.
+whose output every attention call takes as `attention_bias`. Decoding
+(`bert4keras_ext.decoding.CachedModel`) runs a model's own layers this way, so the model graph
+is the single source of truth for cached decoding.
 """
 import math
 

@@ -227,7 +227,8 @@ class PositionEmbedding(PositionEmbeddingBase):
 
 @keras.saving.register_keras_serializable(package="bert4keras_ext")
 class SinusoidalPositionEmbedding(PositionEmbeddingBase):
-    """Fixed sinusoidal position encoding ("Attention Is All You Need", https://arxiv.org/abs/1706.03762), interleaved per frequency.
+    """Fixed sinusoidal position encoding ("Attention Is All You Need",
+    https://arxiv.org/abs/1706.03762), interleaved per frequency.
 
     `p[k, 2i] = sin(k * theta_i)` and `p[k, 2i + 1] = cos(k * theta_i)` with
     `theta_i = 10000^(-2i / output_dim)`, so `<p_m, p_n> = sum_i cos((m - n) theta_i)` depends

@@ -55,6 +55,10 @@ def build_transformer_model(
     input when `layer_norm_cond` is a size. The attention mask is made inside the graph from
     the inputs: padding only for 'encoder', causal for 'lm', UNILM seq2seq for 'unilm'.
 
+    Returns a `TransformerModel` (`models.backbone`): a functional Keras model that carries
+    its family, application and config and hands out its parts (token embedding, attention
+    layers, `backbone`, `lm_head`, T5's `encoder` and `decoder`).
+
     Outputs follow bert4keras: the sequence output alone; with `with_pool` the pooled `[CLS]`
     vector; with `with_mlm` the MLM head's output; with both, `[pooled, mlm]`. GPT families
     output the next-token distribution, ELECTRA its replaced-token head with
@@ -91,9 +95,9 @@ def build_transformer_model(
             the only one, except that 'gpt' also takes 'unilm').
         keep_tokens: vocabulary ids to keep from the checkpoint (sets `vocab_size`).
         name: the model's name (default: `model`).
-        return_keras_model: False returns the builder instead, with the Keras model as
-            `.model` and its `.initializer` (and, for T5, `.encoder` and `.decoder`), as
-            bert4keras does.
+        return_keras_model: False returns the builder instead, with the model as `.model`
+            and its `.initializer` (and, for T5, `.encoder` and `.decoder`), as bert4keras
+            does.
         config_path: bert4keras's name for `config`.
         **options: the family builder's arguments (`with_mlm`: False, True (probabilities) or
             'linear' (logits), the MLM head tied to the token embeddings; by default True for
@@ -130,10 +134,21 @@ def build_transformer_model(
         )
     builder = family(config, application=application or family.applications[0],
                      name=name or model, **options)
+    builder.family = model
+    builder.build_arguments = options if _is_plain_data(options) else None
     builder.model = builder.build()
     if checkpoint_path is not None:
         load_pretrained(builder.model, checkpoint_path, keep_tokens, model)
     return builder.model if return_keras_model else builder
+
+
+def _is_plain_data(value):
+    """Whether `value` is made of JSON's kinds of values only (so a config can hold it)."""
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _is_plain_data(item) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain_data(item) for item in value)
+    return value is None or isinstance(value, (bool, int, float, str))
 
 
 def _arguments_of(family):

@@ -45,11 +45,16 @@ class GPT(Transformer):
         return self.embedding_mapping(x)
 
     def heads(self, x):
-        return self.language_model(x)
+        return self.language_model(x, x)
 
-    def language_model(self, x):
+    def language_model(self, hidden, x, steps=()):
+        """The tied output on `x`, the end of the head that began on `hidden` with the layers
+        named in `steps`."""
         logits = self.token_embedding()(x, mode="dense")
-        return self.output_activation(logits, self.final_activation, "LM-Activation")
+        outputs = self.output_activation(logits, self.final_activation, "LM-Activation")
+        self.record_head(hidden, [*steps, ("Embedding-Token", {"mode": "dense"})],
+                         "LM-Activation")
+        return outputs
 
 
 class GPT2(GPT):
@@ -69,9 +74,9 @@ class GPT2(GPT):
         return self.pre_norm_residual(x, self.feed_forward, f"{prefix}-FeedForward")
 
     def heads(self, x):
-        x = self.layer_norm(x, "Output-Norm")
-        x = self.dropout(x, self.config["hidden_dropout_prob"], "Output-Dropout")
-        return self.language_model(x)
+        y = self.layer_norm(x, "Output-Norm")
+        y = self.dropout(y, self.config["hidden_dropout_prob"], "Output-Dropout")
+        return self.language_model(x, y, ["Output-Norm", "Output-Dropout"])
 
 
 class GPT2ML(GPT2):
@@ -88,4 +93,4 @@ class GPT2ML(GPT2):
         return self.layer_norm(self.residual(x, y, name), f"{name}-Norm-1")
 
     def heads(self, x):
-        return self.language_model(x)
+        return self.language_model(x, x)

@@ -4,7 +4,7 @@ probabilities of an attention layer, for given inputs, without rebuilding the mo
 Example:
 ```python
 outputs = intermediate_outputs(model, ["Embedding-Norm", "Transformer-0-FeedForward"], inputs)
-probabilities = attention_probabilities(model, "Transformer-0-MultiHeadSelfAttention", inputs)
+probabilities = attention_probabilities(model, 0, inputs)  # the first self-attention call
 ```
 """
 import keras
@@ -22,25 +22,45 @@ def intermediate_outputs(model, names, inputs):
     return {name: np.asarray(value) for name, value in zip(names, values)}
 
 
-def attention_probabilities(model, name, inputs):
-    """The probabilities [batch, heads, q_len, k_len] of the MultiHeadAttention layer `name`.
+def attention_probabilities(model, layer, inputs):
+    """The probabilities [batch, heads, q_len, k_len] of a self-attention call of `model` (a
+    `TransformerModel`): `layer` is its index in `model.attention_layers` (call order, so
+    ALBERT's shared layer has one per block) or a layer name (its first call).
 
-    Re-runs that layer on the tensors it receives in the model (queries, keys, values and
-    `attention_mask`) with a copy that returns its scores, so the model itself is unchanged.
+    Runs the model's graph (`TransformerModel.run_graph`) and, at that call, a copy of the
+    layer that also returns its probabilities on the same arguments, so the model itself is
+    unchanged.
     """
-    layer = model.get_layer(name)
-    if not isinstance(layer, MultiHeadAttention):
-        raise TypeError(f"Layer {name!r} is a {type(layer).__name__}, not a MultiHeadAttention.")
-    # The functional graph keeps the call's arguments on the layer's first inbound node.
-    arguments = layer._inbound_nodes[0].arguments
-    tensors = list(arguments.args[0])
-    mask = arguments.kwargs.get("attention_mask")
-    values = keras.Model(model.inputs, tensors + ([mask] if mask is not None else []))(
-        inputs, training=False)
-    config = dict(layer.get_config(), return_attention_scores=True, name=f"{name}-scores")
-    scorer = MultiHeadAttention.from_config(config)
-    scorer.build([tuple(t.shape) for t in tensors])
-    scorer.set_weights(layer.get_weights())
-    _, probabilities = scorer(list(values[:3]), attention_mask=values[3] if mask is not None
-                              else None)
-    return np.asarray(probabilities)
+    if isinstance(layer, str):
+        named = model.get_layer(layer)
+        if not isinstance(named, MultiHeadAttention):
+            raise TypeError(f"Layer {layer!r} is a {type(named).__name__}, not a "
+                            "MultiHeadAttention.")
+        if named not in model.attention_layers:
+            raise ValueError(f"Layer {layer!r} is not one of the model's self-attention "
+                             "layers (`model.attention_layers`).")
+        layer = model.attention_layers.index(named)
+    count = len(model.attention_layers)
+    if not isinstance(layer, int) or not 0 <= layer < count:
+        raise ValueError(f"`layer` must be a self-attention index in [0, {count}) or a layer "
+                         f"name; received {layer!r}.")
+    target, calls, probabilities = model.attention_layers[layer], [], []
+
+    def call(operation, *args, **kwargs):
+        if operation is target and args[0][0] is args[0][1]:  # self-attention calls only
+            calls.append(None)
+            if len(calls) == layer - model.attention_layers.index(target) + 1:
+                config = dict(operation.get_config(), return_attention_scores=True,
+                              name=f"{operation.name}-scores")
+                scorer = MultiHeadAttention.from_config(config)
+                scorer.build([tuple(t.shape) for t in args[0]])
+                scorer.set_weights(operation.get_weights())
+                output, scores = scorer(*args, **kwargs)
+                probabilities.append(scores)
+                return output
+        return operation(*args, **kwargs)
+
+    inputs = [keras.ops.convert_to_tensor(x) for x in
+              (inputs if isinstance(inputs, (list, tuple)) else [inputs])]
+    model.run_graph(inputs, call)
+    return np.asarray(probabilities[0])

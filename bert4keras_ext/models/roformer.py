@@ -38,8 +38,12 @@ class RoFormerV2(RoFormer):
             raise ValueError("model='roformer_v2' has no pooler; with_pool is not supported.")
         if not self.with_mlm:
             return x
+        y = x
         if self.embedding_size != self.hidden_size:
-            x = self.dense(x, self.embedding_size, "Output-Mapping")
-        x = self.dropout(x, self.config["hidden_dropout_prob"], "Output-MLM-Dropout")
-        logits = self.token_embedding()(x, mode="dense")
-        return self.output_activation(logits, self.with_mlm, "Output-MLM-Activation")
+            y = self.dense(y, self.embedding_size, "Output-Mapping")
+        y = self.dropout(y, self.config["hidden_dropout_prob"], "Output-MLM-Dropout")
+        logits = self.token_embedding()(y, mode="dense")
+        outputs = self.output_activation(logits, self.with_mlm, "Output-MLM-Activation")
+        self.record_head(x, ["Output-Mapping", "Output-MLM-Dropout",
+                             ("Embedding-Token", {"mode": "dense"})], "Output-MLM-Activation")
+        return outputs

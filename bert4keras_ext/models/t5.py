@@ -27,9 +27,12 @@ in the config, so each checkpoint computes what it was trained with; the builder
 `cross_position_bias` and `scale_logits` override them. The config's `num_decoder_layers`
 (Hugging Face's key) gives the decoder its own number of blocks.
 """
+import dataclasses
+
 import keras
 
 from bert4keras_ext.layers import AttentionMask, RelativePositionBias
+from bert4keras_ext.models.backbone import TransformerModel
 from bert4keras_ext.models.transformer import Transformer
 
 EPSILON = 1e-6
@@ -93,8 +96,11 @@ class T5Encoder(Transformer):
         return self.pre_norm_residual(x, self.feed_forward, f"{prefix}-FeedForward")
 
     def heads(self, x):
+        """The final norm (and dropout); their output is the stack's last hidden states."""
         x = self.layer_norm(x, f"{self.prefix}-Output-Norm")
-        return self.dropout(x, self.config["hidden_dropout_prob"], f"{self.prefix}-Output-Dropout")
+        self.hidden_states = self.dropout(x, self.config["hidden_dropout_prob"],
+                                          f"{self.prefix}-Output-Dropout")
+        return self.hidden_states
 
 
 class T5Decoder(T5Encoder):
@@ -117,8 +123,7 @@ class T5Decoder(T5Encoder):
 
     def build(self):
         context, token_ids = self.inputs()
-        return keras.Model([context, token_ids], self.decode(context, token_ids),
-                           name=self.name)
+        return self.described_model([context, token_ids], self.decode(context, token_ids))
 
     def inputs(self):
         context = keras.Input((self.sequence_length, self.hidden_size), name="Input-Context")
@@ -128,6 +133,7 @@ class T5Decoder(T5Encoder):
         """The decoder's graph on `context` ([batch, length, hidden]); `context_mask` (boolean,
         broadcasting to [batch, 1, 1, length]) hides the context's padding."""
         self.cond = None
+        self.start_recording()
         self.attention_arguments = self.attention_mask([token_ids])
         self.context = context
         self.cross_arguments = {"attention_mask": context_mask}
@@ -139,8 +145,9 @@ class T5Decoder(T5Encoder):
         return self.heads(x)
 
     def cross_attention(self, x, name):
-        return self.attention_layer(name)([x, self.context, self.context],
-                                          **self.cross_arguments)
+        layer = self.attention_layer(name)
+        self.cross_attention_calls.append(layer)
+        return layer([x, self.context, self.context], **self.cross_arguments)
 
     def block(self, x, index):
         """norm -> self-attention -> add; norm -> cross-attention -> add; norm ->
@@ -151,7 +158,7 @@ class T5Decoder(T5Encoder):
         return self.pre_norm_residual(x, self.feed_forward, f"{prefix}-FeedForward")
 
     def heads(self, x):
-        x = super().heads(x)
+        hidden = x = super().heads(x)
         if self.scale_logits:
             x = self.layer(keras.layers.Rescaling, "Decoder-Output-Scale",
                            scale=self.hidden_size ** -0.5)(x)
@@ -159,16 +166,28 @@ class T5Decoder(T5Encoder):
             return x
         if self.embedding_size != self.hidden_size:
             x = self.dense(x, self.embedding_size, "Decoder-Output-Mapping")
-        return self.output_activation(self.head_logits(x), self.with_lm,
-                                      "Decoder-Output-LM-Activation")
+        outputs = self.output_activation(self.head_logits(x), self.with_lm,
+                                         "Decoder-Output-LM-Activation")
+        self.record_head(hidden, ["Decoder-Output-Scale", "Decoder-Output-Mapping",
+                                  self.head_step], "Decoder-Output-LM-Activation")
+        return outputs
+
+    # T5.1.1's language-model head: a projection of its own.
+    head_step = "Decoder-Output-LM"
 
     def head_logits(self, x):
-        """T5.1.1's language-model head: a projection of its own."""
         return self.dense(x, self.config["vocab_size"], "Decoder-Output-LM")
+
+    def model_config(self):
+        # The conventions as decided by the builder arguments, so the config rebuilds them.
+        return {**self.config, "cross_position_bias": self.cross_position_bias,
+                "scale_decoder_outputs": self.scale_logits}
 
 
 class T5TiedDecoder(T5Decoder):
     """T5.1.0's decoder: the token embedding is the language-model head."""
+
+    head_step = ("Embedding-Token", {"mode": "dense"})
 
     def head_logits(self, x):
         return self.token_embedding()(x, mode="dense")
@@ -202,14 +221,27 @@ class T5:
         self.decoder_builder._layers = self.encoder_builder._layers
         self.initializer = self.encoder_builder.initializer
         self.name = name
+        # Set by `build_transformer_model`, as for the other builders.
+        self.family, self.build_arguments = None, None
 
     def build(self):
+        """The whole `TransformerModel`, with the halves as its `encoder` and `decoder`."""
+        for part, builder in (("encoder", self.encoder_builder),
+                              ("decoder", self.decoder_builder)):
+            builder.family = self.family and f"{self.family}_{part}"
         self.encoder = self.encoder_builder.build()
         self.decoder = self.decoder_builder.build()
         token_ids, decoder_ids = self.encoder.inputs[0], self.decoder.inputs[1]
         padding = self.encoder_builder.attention_arguments["attention_mask"]
-        outputs = self.decoder_builder.decode(self.encoder.outputs[0], decoder_ids, padding)
-        self.model = keras.Model([token_ids, decoder_ids], outputs, name=self.name)
+        decoder = self.decoder_builder
+        outputs = decoder.decode(self.encoder.outputs[0], decoder_ids, padding)
+        inputs = [token_ids, decoder_ids]
+        # The decoder's parts (its last hidden states, its head) after the encoder's blocks.
+        parts = dataclasses.replace(
+            decoder.model_parts(inputs), encoder=self.encoder, decoder=self.decoder,
+            attention_layers=self.encoder.attention_layers + tuple(decoder.self_attention_calls))
+        self.model = TransformerModel(inputs, outputs, name=self.name).describe(
+            self.family, "encoder", decoder.model_config(), parts, self.build_arguments)
         return self.model
 
 

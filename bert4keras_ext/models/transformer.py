@@ -30,6 +30,8 @@ from bert4keras_ext.layers import (
     PerformerAttention,
     PositionEmbedding,
 )
+from bert4keras_ext.models.backbone import ModelParts, TransformerModel
+from bert4keras_ext.models.output_head import OutputHead
 
 REQUIRED_KEYS = (
     "vocab_size",
@@ -260,6 +262,9 @@ class Transformer:
         self.initializer = keras.initializers.TruncatedNormal(
             stddev=config["initializer_range"])
         self._layers = {}
+        # Set by `build_transformer_model`: the family name and the builder options that
+        # make the model again (`TransformerModel.get_config`).
+        self.family, self.build_arguments = None, None
 
     @classmethod
     def refuse_options(cls, options, names, reason):
@@ -301,17 +306,56 @@ class Transformer:
 
     # The graph, part by part.
     def build(self):
-        """The functional `keras.Model`."""
+        """The `TransformerModel`."""
         inputs = self.inputs()
         self.cond, cond_inputs = self.condition()
         self.attention_arguments = self.attention_mask(inputs)
+        self.start_recording()
         x = self.embeddings(inputs)
         for index in range(self.config["num_hidden_layers"]):
             x = self.block(x, index)
+        self.hidden_states = x
         outputs = self.heads(x)
-        inputs = inputs + cond_inputs
+        return self.described_model(inputs + cond_inputs, outputs)
+
+    def start_recording(self):
+        """Forgets the parts recorded by an earlier graph of this builder (T5's decoder lays
+        out its graph twice: alone and inside the whole model)."""
+        self.self_attention_calls, self.cross_attention_calls = [], []
+        self.output_head = None
+
+    def record_head(self, hidden, steps, activation=None):
+        """Records the MLM / LM head laid out on `hidden` (the last hidden states): `steps`
+        are layer names, or `(name, call keyword arguments)`, from `hidden` to the logits;
+        names of layers the head did not create (a dropout at rate 0, a mapping between
+        equal sizes) are left out. `activation` names the final activation layer."""
+        self.hidden_states = hidden
+        steps = [(step, {}) if isinstance(step, str) else step for step in steps]
+        self.output_head = OutputHead(
+            [(self._layers[name], kwargs) for name, kwargs in steps if name in self._layers],
+            self._layers[activation] if activation else None)
+
+    def described_model(self, inputs, outputs):
+        """The `TransformerModel` of `inputs` -> `outputs` with the parts recorded while
+        laying out the graph."""
         # One input is the model's input itself (not a list), so `model(token_ids)` works.
-        return keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=self.name)
+        inputs = inputs if len(inputs) > 1 else inputs[0]
+        model = TransformerModel(inputs, outputs, name=self.name)
+        return model.describe(self.family, self.application, self.model_config(),
+                              self.model_parts(inputs), self.build_arguments)
+
+    def model_config(self):
+        """The config the model records (and `.keras` files and exported checkpoints keep)."""
+        return self.config
+
+    def model_parts(self, inputs):
+        """The parts recorded while laying out the graph on `inputs`."""
+        backbone = keras.Model(inputs, self.hidden_states, name=f"{self.name}_backbone")
+        return ModelParts(backbone=backbone, token_embedding=self.token_embedding(),
+                          attention_layers=tuple(self.self_attention_calls),
+                          id_inputs=1 + bool(self.segments),
+                          cross_attention_layers=tuple(self.cross_attention_calls),
+                          lm_head=self.output_head)
 
     def inputs(self):
         shape = (self.sequence_length,)
@@ -406,7 +450,9 @@ class Transformer:
         return {}
 
     def attention(self, x, name):
-        return self.attention_layer(name)([x, x, x], **self.attention_arguments)
+        layer = self.attention_layer(name)
+        self.self_attention_calls.append(layer)
+        return layer([x, x, x], **self.attention_arguments)
 
     def feed_forward(self, x, name):
         return self.layer(
@@ -445,6 +491,8 @@ class Transformer:
             y = self.layer_norm(y, "MLM-Norm")
             y = self.layer(BiasAdd, "MLM-Bias")(self.token_embedding()(y, mode="dense"))
             outputs.append(self.output_activation(y, self.with_mlm, "MLM-Activation"))
+            self.record_head(x, ["MLM-Dense", "MLM-Norm", ("Embedding-Token", {"mode": "dense"}),
+                                 "MLM-Bias"], "MLM-Activation")
         if len(outputs) == 1:
             return outputs[0]
         return outputs[1] if len(outputs) == 2 else outputs[1:]

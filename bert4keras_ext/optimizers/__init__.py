@@ -5,6 +5,7 @@ from bert4keras_ext.optimizers.adafactor import AdaFactor, RelativeStepSize
 from bert4keras_ext.optimizers.callbacks import NonFiniteGradientCheck, SwapEMAWeights
 from bert4keras_ext.optimizers.extensible import Extensible
 from bert4keras_ext.optimizers.extensions import (
+    _register_compositions,
     extend_with_exponential_moving_average,
     extend_with_gradient_accumulation,
     extend_with_layer_adaptation,
@@ -14,7 +15,6 @@ from bert4keras_ext.optimizers.extensions import (
     extend_with_piecewise_linear_lr,
     extend_with_weight_decay,
 )
-from bert4keras_ext.optimizers.extensions import _register_compositions
 from bert4keras_ext.optimizers.momentum import SGDM, Adam
 from bert4keras_ext.optimizers.schedules import PiecewiseLinearSchedule
 

@@ -6,14 +6,9 @@ import os
 import keras
 import numpy as np
 
-from bert4keras_ext import activations
-from bert4keras_ext.layers import FeedForward, MultiHeadAttention, RelativePositionBias
-from bert4keras_ext.models.checkpoints.name_map import (
-    NAME_MAPS,
-    block_counts,
-    num_layers_of,
-    weight_names,
-)
+from bert4keras_ext.models.backbone import TransformerModel
+from bert4keras_ext.models.checkpoints.name_map import NAME_MAPS, weight_names
+from bert4keras_ext.models.transformer import DEFAULTS, FLAG_KEYS, REQUIRED_KEYS
 
 # Builder attributes that decide how attention computes, compared between a model and the
 # family it is written as (families with one name map differ in them: BERT, NEZHA, RoFormer).
@@ -22,76 +17,22 @@ ATTENTION_ATTRIBUTES = ("position_scheme", "use_bias", "attention_scale")
 
 def config_from_model(model):
     """The config entries (`bert_config.json` keys) of a model made by
-    `build_transformer_model`: every key that decides what it computes, so the model rebuilt
-    from them (with the same builder arguments) computes the same. Besides the sizes:
-    dropout rates, NEZHA's `max_relative_position`, RoFormer's `rotary_value`, and T5's
-    relative bias (`relative_attention_num_buckets`, `relative_attention_max_distance`),
-    decoder conventions (`cross_position_bias`, `scale_decoder_outputs`) and
-    `num_decoder_layers` when the decoder has its own number of blocks."""
-    attention = next(layer for layer in model.layers if isinstance(layer, MultiHeadAttention))
-    feed_forward = next(layer for layer in model.layers if isinstance(layer, FeedForward))
-    token = model.get_layer("Embedding-Token")
-    dropouts = [layer.rate for layer in model.layers
-                if isinstance(layer, keras.layers.Dropout)]
-    config = {
-        "vocab_size": token.input_dim,
-        "hidden_size": attention.out_dim,
-        "num_hidden_layers": num_layers_of(model),
-        "num_attention_heads": attention.heads,
-        "intermediate_size": feed_forward.units,
-        "hidden_act": ([activations.name_of(a) for a in feed_forward.activation]
-                       if feed_forward.gated else activations.name_of(feed_forward.activation)),
-        "type_vocab_size": _input_dim(model, "Embedding-Segment") or 0,
-        "hidden_dropout_prob": dropouts[0] if dropouts else 0.0,
-        "attention_probs_dropout_prob": attention.attention_dropout or 0.0,
-    }
-    if attention.heads * attention.head_size != attention.out_dim:
-        config["attention_head_size"] = attention.head_size
-    positions = _input_dim(model, "Embedding-Position")
-    if positions:
-        config["max_position_embeddings"] = positions
-    norms = [layer for layer in model.layers if layer.name.endswith("Norm") and hasattr(
-        layer, "epsilon")]
-    if norms:
-        config["layer_norm_eps"] = norms[0].epsilon
-    if token.output_dim != attention.out_dim:
-        config["embedding_size"] = token.output_dim
-    if attention.position_scheme == "functional_relative":
-        config["max_relative_position"] = attention.max_relative_position
-    if attention.position_scheme == "rotary":
-        config["rotary_value"] = attention.rotary_value
-    config.update(_t5_config(model))
-    return config
+    `build_transformer_model`: every key that decides what it computes (the sizes, dropout
+    rates, NEZHA's `max_relative_position`, RoFormer's `rotary_value`, T5's relative bias,
+    decoder conventions and `num_decoder_layers`), from the config the model carries, so the
+    model rebuilt from them (with the same builder arguments) computes the same."""
+    config = described(model).transformer_config
+    return {key: value for key, value in config.items()
+            if key in REQUIRED_KEYS or key in DEFAULTS or key in FLAG_KEYS}
 
 
-def _t5_config(model):
-    """T5's keys: the relative bias, the decoder's conventions and its number of blocks."""
-    config = {}
-    bias = next((layer for layer in model.layers if isinstance(layer, RelativePositionBias)),
-                None)
-    if bias is not None:
-        config["relative_attention_num_buckets"] = bias.num_buckets
-        config["relative_attention_max_distance"] = bias.max_distance
-    counts = block_counts(model)
-    if "Decoder-" not in counts:
-        return config
-    cross = model.get_layer("Decoder-Transformer-0-MultiHeadCrossAttention")
-    # The graph keeps each call's arguments; cross-attention gets the bias or not.
-    config["cross_position_bias"] = (
-        cross._inbound_nodes[0].arguments.kwargs.get("attention_bias") is not None)
-    config["scale_decoder_outputs"] = any(layer.name == "Decoder-Output-Scale"
-                                          for layer in model.layers)
-    if counts.get("Encoder-", counts["Decoder-"]) != counts["Decoder-"]:
-        config["num_hidden_layers"] = counts["Encoder-"]
-        config["num_decoder_layers"] = counts["Decoder-"]
-    return config
-
-
-def _input_dim(model, name):
-    try:
-        return model.get_layer(name).input_dim
-    except ValueError:
-        return None
+def described(model):
+    """`model` if it is a `TransformerModel` (which knows its family, config and parts)."""
+    if not isinstance(model, TransformerModel):
+        raise TypeError("Checkpoints are read and written for models made by "
+                        "`build_transformer_model` (a TransformerModel); received a "
+                        f"{type(model).__name__}.")
+    return model
 
 
 def write_original_checkpoint(tensors, path):
@@ -114,9 +55,9 @@ def write_original_checkpoint(tensors, path):
 def save_checkpoint(model, path, family=None, config_path=None):
     """Saves the weights of `model` under its family's original TF names at prefix `path`.
 
-    `family` is the `model=` name it was built with (default: the model's name, which
-    `build_transformer_model` sets to it). Writes `path.index` / `path.data-*`, and the config
-    beside them as `bert_config.json` (or at `config_path`), so `build_transformer_model(config,
+    `family` is a `model=` name (default: the family the model was built as). Writes
+    `path.index` / `path.data-*`, and the config beside them as `bert_config.json` (or at
+    `config_path`), so `build_transformer_model(config,
     path, model=family)`, bert4keras and the family's own tools read them and compute what
     `model` computes. Every weight is written: a model with weights the family's format has no
     name for (another family's blocks, Conditional LayerNorm projections, a head added
@@ -124,8 +65,8 @@ def save_checkpoint(model, path, family=None, config_path=None):
     (`check_family`); nothing is written then. An unshared ALBERT is written as ALBERT's one
     shared block, so its layers must still be equal.
     """
-    family = family or model.name
-    names = weight_names(family, num_layers_of(model))
+    family = family or described(model).family
+    names = weight_names(family, described(model).num_layers)
     check_family(model, family, names)
     ours = {variable.path: variable for variable in model.weights}
     tensors = {}
@@ -170,7 +111,7 @@ def _family_problem(model, family, names=None):
     # build.py imports this package, so its table of builders is read here, when called.
     from bert4keras_ext.models.build import FAMILIES
 
-    names = names if names is not None else weight_names(family, num_layers_of(model))
+    names = names if names is not None else weight_names(family, model.num_layers)
     written = {name.ours for name in names if name.original is not None}
     left_out = [variable.path for variable in model.weights if variable.path not in written]
     if left_out:
@@ -179,12 +120,11 @@ def _family_problem(model, family, names=None):
     builder = FAMILIES.get(family)
     if builder is None:
         return None
-    built_as = FAMILIES.get(model.name)
+    built_as = FAMILIES.get(model.family)
     if built_as is not None and built_as is not builder:
-        return (f"it was built as model={model.name!r} ({built_as.__name__}), whose graph "
+        return (f"it was built as model={model.family!r} ({built_as.__name__}), whose graph "
                 f"differs from {builder.__name__}'s")
-    attention = next((layer for layer in model.layers
-                      if isinstance(layer, MultiHeadAttention)), None)
+    attention = next(iter(model.attention_layers), None)
     expected = getattr(builder, "parts", (builder,))[0]
     for attribute in ATTENTION_ATTRIBUTES if attention is not None else ():
         if getattr(attention, attribute) != getattr(expected, attribute):

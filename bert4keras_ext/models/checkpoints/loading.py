@@ -4,12 +4,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bert4keras_ext.models.checkpoints.export import described
 from bert4keras_ext.models.checkpoints.name_map import (
     HUGGING_FACE_PREFIXES,
     NAME_MAPS,
     OPTIONAL_HEADS,
     VOCABULARY_WEIGHTS,
-    num_layers_of,
     weight_names,
     weight_role,
 )
@@ -67,7 +67,7 @@ def load_checkpoint(model, checkpoint_path, keep_tokens=None, family="bert"):
     ours = {variable.path: variable for variable in model.weights}
     report, assignments, mismatches = LoadReport(), [], []
     used = set()
-    num_hidden_layers = num_layers_of(model)
+    num_hidden_layers = described(model).num_layers
     expected = []
     for name in weight_names(family, num_hidden_layers):
         if name.ours not in ours:

@@ -303,27 +303,6 @@ def weight_names(family, num_hidden_layers):
     return NAME_MAPS[family](num_hidden_layers)
 
 
-def block_counts(model):
-    """{stack: number of Transformer blocks the model runs}, the stack being '' (one stack),
-    'Encoder-' or 'Decoder-' (T5); ALBERT's one shared block counts once per call."""
-    pattern = re.compile(r"(Encoder-|Decoder-|)(?:Transformer-\d+|Transformer)"
-                         r"-MultiHeadSelfAttention$")
-    # The model's own graph has one node per call of a layer (a shared layer's nodes in
-    # other models, such as T5's decoder inside the whole T5, are not in it).
-    counts = {}
-    for nodes in model._nodes_by_depth.values():
-        for node in nodes:
-            found = pattern.match(node.operation.name)
-            if found:
-                counts[found.group(1)] = counts.get(found.group(1), 0) + 1
-    return counts
-
-
-def num_layers_of(model):
-    """How many Transformer blocks the model runs (a T5 counts its longer stack)."""
-    return max(block_counts(model).values(), default=0)
-
-
 _BLOCK = re.compile(r"^((?:Encoder-|Decoder-)?Transformer)(?:-\d+)?-")
 
 
