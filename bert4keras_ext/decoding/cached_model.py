@@ -26,7 +26,7 @@ from bert4keras_ext.layers import (
     PerformerAttention,
     RelativePositionBias,
 )
-from bert4keras_ext.layers.embeddings import PositionEmbedding, PositionEmbeddingBase
+from bert4keras_ext.layers.embeddings import PositionEmbeddingBase
 from bert4keras_ext.models.backbone import TransformerModel
 
 
@@ -67,9 +67,7 @@ class CachedModel:
         # The compiled steps clamp out-of-range gathers (XLA), so prompts are checked first.
         self.vocab_size = model.transformer_config["vocab_size"]
         self.check_token("start_id", self.start_id, padding_allowed=self.encoder is not None)
-        learned = [layer.input_dim for layer in model.layers
-                   if isinstance(layer, PositionEmbedding)]
-        self.max_positions = min(learned) if learned else None
+        self.max_positions = model.max_positions
         # GPT-2 families and T5 take token ids alone; the others token and segment ids.
         self.id_inputs = model.parts.id_inputs
         # Per-row tensors every step needs besides the caches: T5's encoder output and its

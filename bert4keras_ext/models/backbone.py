@@ -8,6 +8,7 @@ so none of them finds a part by a layer-name string or a Keras private attribute
 - `token_embedding`: the token table (`Embedding-Token`, also the tied output projection);
 - `attention_layers`: the self-attention layers in call order (ALBERT's shared one repeated),
   `cross_attention_layers` for T5's decoder, and `num_layers`;
+- `max_positions`: the size of the learned position table (None without one);
 - `backbone`: a functional model from the inputs to the last hidden states, before any head;
 - `lm_head`: the MLM / language-model head (`OutputHead`), None without one;
 - `encoder`, `decoder`: T5's halves (themselves `TransformerModel`s), None elsewhere;
@@ -16,7 +17,7 @@ so none of them finds a part by a layer-name string or a Keras private attribute
   with other arguments.
 
 The layers keep bert4keras's names ('Embedding-Token', 'Transformer-0-MultiHeadSelfAttention'),
-which checkpoint maps and bert4keras scripts (`model.get_layer(...)`) use.
+which checkpoint maps and bert4keras scripts (through `model.get_layer`) use.
 
 Saving: `get_config()` is the `build_transformer_model` call that made the model (family,
 application, config and builder options), and `from_config` makes it again, as keras-hub's
@@ -39,6 +40,7 @@ class ModelParts:
     token_embedding: keras.layers.Layer
     attention_layers: tuple
     id_inputs: int = 1  # the leading inputs that are ids: tokens, and segments where taken
+    max_positions: int = None  # the learned position table's size (None: no table)
     cross_attention_layers: tuple = ()
     lm_head: object = None
     encoder: keras.Model = None
@@ -91,6 +93,11 @@ class TransformerModel(keras.Model):
         if self._part("encoder") is not None:
             return max(self.encoder.num_layers, self.decoder.num_layers)
         return len(self.attention_layers)
+
+    @property
+    def max_positions(self):
+        """The longest input the model's learned position table covers (None: any length)."""
+        return self._part("max_positions")
 
     @property
     def lm_head(self):

@@ -354,6 +354,8 @@ class Transformer:
         return ModelParts(backbone=backbone, token_embedding=self.token_embedding(),
                           attention_layers=tuple(self.self_attention_calls),
                           id_inputs=1 + bool(self.segments),
+                          max_positions=next((layer.input_dim for layer in self._layers.values()
+                                              if isinstance(layer, PositionEmbedding)), None),
                           cross_attention_layers=tuple(self.cross_attention_calls),
                           lm_head=self.output_head)
 
