@@ -49,7 +49,7 @@ from data_utils import (  # noqa: E402
     load_dataset,
 )
 
-from bert4keras_ext.models import build_transformer_model, mlm_head_logits  # noqa: E402
+from bert4keras_ext.models import build_transformer_model, mlm_head_logits, names  # noqa: E402
 from bert4keras_ext.models.checkpoints import save_as_bert_checkpoint  # noqa: E402
 from bert4keras_ext.optimizers import (  # noqa: E402
     AdaFactor,
@@ -270,7 +270,7 @@ class Pretrainer:
         if args.mode == "roberta":
             self.max_predictions = args.max_predictions or -(-args.seq_len // 4)
             self.encoder = keras.Model(self.model.inputs,
-                                       self.model.get_layer("MLM-Dense").input)
+                                       self.model.get_layer(names.MLM_DENSE).input)
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
                                               micro_step=self.micro_step,
                                               seeds=seed_states(self.model))

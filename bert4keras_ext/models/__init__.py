@@ -1,8 +1,12 @@
-"""Model builders: one module per family on the shared `Transformer` builder."""
+"""Model builders: one module per family on the shared `Transformer` builder, each registering
+its `Family` record (`registry`); typed configs (`config`); bert4keras's layer names (`names`)."""
 from bert4keras_ext.models.bert import mlm_head_logits
 from bert4keras_ext.models.build import MODELS, build_transformer_model
+from bert4keras_ext.models.config import TransformerConfig, load_config
 from bert4keras_ext.models.inspection import attention_probabilities, intermediate_outputs
-from bert4keras_ext.models.transformer import Transformer, load_config
+from bert4keras_ext.models.registry import FAMILIES, Family, get_family, register_family
+from bert4keras_ext.models.transformer import Transformer
 
-__all__ = ["MODELS", "Transformer", "attention_probabilities", "build_transformer_model",
-           "intermediate_outputs", "load_config", "mlm_head_logits"]
+__all__ = ["FAMILIES", "MODELS", "Family", "Transformer", "TransformerConfig",
+           "attention_probabilities", "build_transformer_model", "get_family",
+           "intermediate_outputs", "load_config", "mlm_head_logits", "register_family"]

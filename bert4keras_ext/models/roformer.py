@@ -8,6 +8,9 @@ positions too, as transformers' `RoFormerSelfAttention` does.
 RoFormer-V2 also drops every bias and every LayerNorm parameter (parameter-free RMSNorm,
 applied after dropout at the embeddings), and its MLM head is the tied embedding alone.
 """
+from bert4keras_ext.models import names
+from bert4keras_ext.models.bert import bert_weight_names
+from bert4keras_ext.models.registry import register_family
 from bert4keras_ext.models.transformer import Transformer
 
 
@@ -30,8 +33,8 @@ class RoFormerV2(RoFormer):
 
     def embeddings(self, inputs):
         x = self.dropout(self.token_and_segment(inputs), self.config["hidden_dropout_prob"],
-                         "Embedding-Dropout")
-        return self.embedding_mapping(self.layer_norm(x, "Embedding-Norm"))
+                         names.EMBEDDING_DROPOUT)
+        return self.embedding_mapping(self.layer_norm(x, names.EMBEDDING_NORM))
 
     def heads(self, x):
         if self.with_pool:
@@ -39,7 +42,13 @@ class RoFormerV2(RoFormer):
         if not self.with_mlm:
             return x
         if self.embedding_size != self.hidden_size:
-            x = self.dense(x, self.embedding_size, "Output-Mapping")
-        x = self.dropout(x, self.config["hidden_dropout_prob"], "Output-MLM-Dropout")
+            x = self.dense(x, self.embedding_size, names.OUTPUT_MAPPING)
+        x = self.dropout(x, self.config["hidden_dropout_prob"], names.OUTPUT_MLM_DROPOUT)
         logits = self.token_embedding()(x, mode="dense")
-        return self.output_activation(logits, self.with_mlm, "Output-MLM-Activation")
+        return self.output_activation(logits, self.with_mlm, names.OUTPUT_MLM_ACTIVATION)
+
+
+# RoFormer-V2's checkpoints have BERT's names less the biases and norm parameters it lacks.
+register_family("roformer", RoFormer, bert_weight_names, hugging_face_prefixes=("roformer.",))
+register_family("roformer_v2", RoFormerV2, bert_weight_names,
+                hugging_face_prefixes=("roformer.",))

@@ -8,12 +8,9 @@ import numpy as np
 
 from bert4keras_ext import activations
 from bert4keras_ext.layers import FeedForward, MultiHeadAttention, RelativePositionBias
-from bert4keras_ext.models.checkpoints.name_map import (
-    NAME_MAPS,
-    block_counts,
-    num_layers_of,
-    weight_names,
-)
+from bert4keras_ext.models import names
+from bert4keras_ext.models.checkpoints.name_map import block_counts, num_layers_of
+from bert4keras_ext.models.registry import FAMILIES, get_family
 
 # Builder attributes that decide how attention computes, compared between a model and the
 # family it is written as (families with one name map differ in them: BERT, NEZHA, RoFormer).
@@ -75,12 +72,12 @@ def _t5_config(model):
     counts = block_counts(model)
     if "Decoder-" not in counts:
         return config
-    cross = model.get_layer("Decoder-Transformer-0-MultiHeadCrossAttention")
+    cross = model.get_layer(names.cross_attention(names.block(0, stack=names.DECODER)))
     # The graph keeps each call's arguments; cross-attention gets the bias or not.
     config["cross_position_bias"] = (
         cross._inbound_nodes[0].arguments.kwargs.get("attention_bias") is not None)
-    config["scale_decoder_outputs"] = any(layer.name == "Decoder-Output-Scale"
-                                          for layer in model.layers)
+    scale = names.in_stack(names.DECODER, names.OUTPUT_SCALE)
+    config["scale_decoder_outputs"] = any(layer.name == scale for layer in model.layers)
     if counts.get("Encoder-", counts["Decoder-"]) != counts["Decoder-"]:
         config["num_hidden_layers"] = counts["Encoder-"]
         config["num_decoder_layers"] = counts["Decoder-"]
@@ -125,11 +122,11 @@ def save_checkpoint(model, path, family=None, config_path=None):
     shared block, so its layers must still be equal.
     """
     family = family or model.name
-    names = weight_names(family, num_layers_of(model))
-    check_family(model, family, names)
+    weight_names = get_family(family, "family").weight_names(num_layers_of(model))
+    check_family(model, family, weight_names)
     ours = {variable.path: variable for variable in model.weights}
     tensors = {}
-    for name in names:
+    for name in weight_names:
         if name.ours not in ours or name.original is None:
             continue
         value = keras.ops.convert_to_numpy(ours[name.ours])
@@ -150,36 +147,31 @@ def save_checkpoint(model, path, family=None, config_path=None):
     return path
 
 
-def check_family(model, family, names=None):
+def check_family(model, family, weight_names=None):
     """Refuses to write `model` as `family` when the family's format has no name for one of
     its weights, when the model was built as another family (its name is a family whose
     builder differs: 'bert' and 'roberta' share one, 't5.1.1' and 'mt5.1.1' another), or when
     its attention differs from the family's (position scheme, biases, scale). The error names
     the families that fit the model."""
-    problem = _family_problem(model, family, names)
+    problem = _family_problem(model, family, weight_names)
     if problem:
-        fits = [candidate for candidate in NAME_MAPS
-                if not _family_problem(model, candidate)]
+        fits = [candidate for candidate in FAMILIES if not _family_problem(model, candidate)]
         advice = (f" The model fits model={' or '.join(map(repr, fits))}." if fits else "")
         raise ValueError(f"Model {model.name!r} cannot be written as model={family!r}: "
                          f"{problem}; nothing was written.{advice}")
 
 
-def _family_problem(model, family, names=None):
+def _family_problem(model, family, weight_names=None):
     """Why `model` is not a `family` model, or None."""
-    # build.py imports this package, so its table of builders is read here, when called.
-    from bert4keras_ext.models.build import FAMILIES
-
-    names = names if names is not None else weight_names(family, num_layers_of(model))
-    written = {name.ours for name in names if name.original is not None}
+    if weight_names is None:
+        weight_names = get_family(family, "family").weight_names(num_layers_of(model))
+    written = {name.ours for name in weight_names if name.original is not None}
     left_out = [variable.path for variable in model.weights if variable.path not in written]
     if left_out:
         return (f"its format has no name for {len(left_out)} of the model's "
                 f"{len(model.weights)} weights (e.g. {left_out[:4]}), which would be left out")
-    builder = FAMILIES.get(family)
-    if builder is None:
-        return None
-    built_as = FAMILIES.get(model.name)
+    builder = FAMILIES[family].builder
+    built_as = FAMILIES[model.name].builder if model.name in FAMILIES else None
     if built_as is not None and built_as is not builder:
         return (f"it was built as model={model.name!r} ({built_as.__name__}), whose graph "
                 f"differs from {builder.__name__}'s")
