@@ -42,6 +42,7 @@ SIZE_KEYS = {"vocab_size": 1, "hidden_size": 1, "num_hidden_layers": 1,
 REAL_KEYS = {"hidden_dropout_prob": dict(minimum=0.0, maximum=1.0),
              "attention_probs_dropout_prob": dict(minimum=0.0, maximum=1.0),
              "layer_norm_eps": dict(above=0.0), "initializer_range": dict(minimum=0.0)}
+# Flags (T5's two conventions are set by `read_t5` for Hugging Face files).
 FLAG_KEYS = ("rotary_value", "cross_position_bias", "scale_decoder_outputs")
 # Keys of known config formats whose other values would change what the model computes in a
 # way no family here offers: {key: (the value our models compute, what another value means)}.

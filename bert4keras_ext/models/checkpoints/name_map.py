@@ -95,7 +95,8 @@ def num_layers_of(model):
     return max(block_counts(model).values(), default=0)
 
 
-_BLOCK = re.compile(r"^((?:Encoder-|Decoder-)?Transformer)(?:-\d+)?-")
+# A block's name (`names.block`) at the start of a weight path: the stack, then the index.
+_BLOCK = re.compile(rf"^((?:{names.ENCODER}-|{names.DECODER}-)?{names.block()})(?:-\d+)?-")
 
 
 def weight_role(path):
