@@ -1,39 +1,19 @@
 """`build_transformer_model`: bert4keras's entry point (https://github.com/bojone/bert4keras),
-dispatching by family name."""
+dispatching by family name to the family's record (`models.registry`)."""
 import inspect
 import numbers
 import os
 
+# isort: off
+# Each family's module registers its names when imported, in this order: the order of
+# `MODELS` and of the families that error messages suggest.
+from bert4keras_ext.models import bert, nezha, roformer, albert, electra, gpt2, t5  # noqa: F401
+# isort: on
 from bert4keras_ext.backend import one_of
-from bert4keras_ext.models.albert import ALBERT, ALBERTUnshared
-from bert4keras_ext.models.bert import BERT
 from bert4keras_ext.models.checkpoints import load_checkpoint
-from bert4keras_ext.models.electra import ELECTRA
-from bert4keras_ext.models.gpt2 import GPT, GPT2, GPT2ML
-from bert4keras_ext.models.nezha import NEZHA
-from bert4keras_ext.models.roformer import RoFormer, RoFormerV2
-from bert4keras_ext.models.t5 import T5, T5Decoder, T5Encoder, T5Tied, T5TiedDecoder
-from bert4keras_ext.models.transformer import DEFAULTS, REQUIRED_KEYS, load_config
+from bert4keras_ext.models.config import KEYS, load_config
+from bert4keras_ext.models.registry import FAMILIES, get_family
 
-FAMILIES = {
-    "bert": BERT,
-    "roberta": BERT,
-    "albert": ALBERT,
-    "albert_unshared": ALBERTUnshared,
-    "nezha": NEZHA,
-    "roformer": RoFormer,
-    "roformer_v2": RoFormerV2,
-    "electra": ELECTRA,
-    "gpt": GPT,
-    "gpt2": GPT2,
-    "gpt2_ml": GPT2ML,
-}
-# bert4keras's 't5' is T5.1.0, whose head is tied.
-for _version, _whole, _decoder in (("t5", T5Tied, T5TiedDecoder),
-                                   ("t5.1.0", T5Tied, T5TiedDecoder),
-                                   ("t5.1.1", T5, T5Decoder), ("mt5.1.1", T5, T5Decoder)):
-    FAMILIES.update({_version: _whole, f"{_version}_encoder": T5Encoder,
-                     f"{_version}_decoder": _decoder})
 MODELS = tuple(FAMILIES)
 
 
@@ -80,10 +60,12 @@ def build_transformer_model(
     `tokenizers.load_vocab(..., simplified=True)`) keeps only those vocabulary rows.
 
     Args:
-        config: dict or JSON path with vocab_size, hidden_size, num_hidden_layers,
-            num_attention_heads, intermediate_size and optionally hidden_act,
-            max_position_embeddings, type_vocab_size, hidden_dropout_prob,
-            attention_probs_dropout_prob, embedding_size, layer_norm_eps, initializer_range.
+        config: `TransformerConfig`, dict or JSON path with vocab_size, hidden_size,
+            num_hidden_layers, num_attention_heads, intermediate_size and optionally
+            hidden_act, max_position_embeddings, type_vocab_size, hidden_dropout_prob,
+            attention_probs_dropout_prob, embedding_size, layer_norm_eps, initializer_range
+            (`models.config`). Every family reads these BERT-style keys; GPT families also
+            read Hugging Face GPT-2's config.json, T5 families Hugging Face T5's.
         checkpoint_path: pretrained weights to load, or None.
         model: one of `MODELS`: 'bert', 'roberta' (BERT's graph), 'albert' (one shared block,
             factorized embeddings), 'albert_unshared', 'nezha' (functional relative positions),
@@ -110,30 +92,30 @@ def build_transformer_model(
             or config entries to replace, e.g. `hidden_dropout_prob=0.0`.
     """
     config = one_of(config, config_path, "config", "config_path")
-    if model not in FAMILIES:
-        raise ValueError(f"`model` must be one of {MODELS}; received {model!r}.")
-    family = FAMILIES[model]
-    config = dict(load_config(config))
+    family = get_family(model)
+    config = load_config(config, formats=family.config_formats)
+    # Config entries given as arguments, except those the builder takes itself (T5's
+    # `cross_position_bias`, which then overrides the config's).
+    arguments = _arguments_of(family.builder)
     overrides = {key: options.pop(key) for key in list(options)
-                 if key in REQUIRED_KEYS or key in DEFAULTS}
-    config.update(overrides)
+                 if key in KEYS and key not in arguments}
     if keep_tokens is not None:
         keep_tokens = list(keep_tokens)
         if not keep_tokens or not all(isinstance(i, numbers.Integral) and i >= 0
                                       for i in keep_tokens):
             raise ValueError(f"`keep_tokens` must be a non-empty list of vocabulary ids >= 0; "
                              f"received {keep_tokens!r:.200}.")
-        config["vocab_size"] = len(keep_tokens)
-    config = load_config(config)
-    unknown = sorted(set(options) - _arguments_of(family))
+        overrides["vocab_size"] = len(keep_tokens)
+    config = config.with_values(**overrides)
+    unknown = sorted(set(options) - arguments)
     if unknown:
         raise TypeError(
             f"build_transformer_model(model={model!r}) got unknown arguments {unknown}; it "
-            f"accepts {sorted(_arguments_of(family) - {'config', 'self', 'options'})} and the "
-            f"config entries {sorted(REQUIRED_KEYS + tuple(DEFAULTS))}."
+            f"accepts {sorted(arguments - {'config', 'self', 'options'})} and the "
+            f"config entries {sorted(set(KEYS) - arguments)}."
         )
-    builder = family(config, application=application or family.applications[0],
-                     name=name or model, **options)
+    builder = family.builder(config, application=application or family.default_application,
+                             name=name or model, **options)
     builder.family = model
     builder.build_arguments = options if _is_plain_data(options) else None
     builder.model = builder.build()
@@ -151,10 +133,10 @@ def _is_plain_data(value):
     return value is None or isinstance(value, (bool, int, float, str))
 
 
-def _arguments_of(family):
+def _arguments_of(builder):
     """Keyword arguments a family's builder takes (its own and the shared builder's; for T5,
     its encoder's and decoder's too)."""
-    return {name for part in (family, *getattr(family, "parts", ())) for cls in part.__mro__
+    return {name for part in (builder, *getattr(builder, "parts", ())) for cls in part.__mro__
             if "__init__" in vars(cls) for name in inspect.signature(cls.__init__).parameters}
 
 

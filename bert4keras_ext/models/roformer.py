@@ -8,6 +8,9 @@ positions too, as transformers' `RoFormerSelfAttention` does.
 RoFormer-V2 also drops every bias and every LayerNorm parameter (parameter-free RMSNorm,
 applied after dropout at the embeddings), and its MLM head is the tied embedding alone.
 """
+from bert4keras_ext.models import names
+from bert4keras_ext.models.bert import bert_weight_names
+from bert4keras_ext.models.registry import register_family
 from bert4keras_ext.models.transformer import Transformer
 
 
@@ -30,8 +33,8 @@ class RoFormerV2(RoFormer):
 
     def embeddings(self, inputs):
         x = self.dropout(self.token_and_segment(inputs), self.config["hidden_dropout_prob"],
-                         "Embedding-Dropout")
-        return self.embedding_mapping(self.layer_norm(x, "Embedding-Norm"))
+                         names.EMBEDDING_DROPOUT)
+        return self.embedding_mapping(self.layer_norm(x, names.EMBEDDING_NORM))
 
     def heads(self, x):
         if self.with_pool:
@@ -40,10 +43,16 @@ class RoFormerV2(RoFormer):
             return x
         y = x
         if self.embedding_size != self.hidden_size:
-            y = self.dense(y, self.embedding_size, "Output-Mapping")
-        y = self.dropout(y, self.config["hidden_dropout_prob"], "Output-MLM-Dropout")
+            y = self.dense(y, self.embedding_size, names.OUTPUT_MAPPING)
+        y = self.dropout(y, self.config["hidden_dropout_prob"], names.OUTPUT_MLM_DROPOUT)
         logits = self.token_embedding()(y, mode="dense")
-        outputs = self.output_activation(logits, self.with_mlm, "Output-MLM-Activation")
-        self.record_head(x, ["Output-Mapping", "Output-MLM-Dropout",
-                             ("Embedding-Token", {"mode": "dense"})], "Output-MLM-Activation")
+        outputs = self.output_activation(logits, self.with_mlm, names.OUTPUT_MLM_ACTIVATION)
+        self.record_head(x, [names.OUTPUT_MAPPING, names.OUTPUT_MLM_DROPOUT, self.tied_output],
+                         names.OUTPUT_MLM_ACTIVATION)
         return outputs
+
+
+# RoFormer-V2's checkpoints have BERT's names less the biases and norm parameters it lacks.
+register_family("roformer", RoFormer, bert_weight_names, hugging_face_prefixes=("roformer.",))
+register_family("roformer_v2", RoFormerV2, bert_weight_names,
+                hugging_face_prefixes=("roformer.",))

@@ -28,11 +28,15 @@ in the config, so each checkpoint computes what it was trained with; the builder
 (Hugging Face's key) gives the decoder its own number of blocks.
 """
 import dataclasses
+import functools
 
 import keras
 
 from bert4keras_ext.layers import AttentionMask, RelativePositionBias
+from bert4keras_ext.models import names
 from bert4keras_ext.models.backbone import TransformerModel
+from bert4keras_ext.models.checkpoints.name_map import WeightName
+from bert4keras_ext.models.registry import register_family
 from bert4keras_ext.models.transformer import Transformer
 
 EPSILON = 1e-6
@@ -45,7 +49,7 @@ class T5Encoder(Transformer):
     applications = ("encoder",)
     use_bias = False
     attention_scale = False
-    prefix = "Encoder"
+    prefix = names.ENCODER
     bidirectional = True
     pad_id = 0
 
@@ -58,16 +62,20 @@ class T5Encoder(Transformer):
         return super().layer_norm(x, name, epsilon=EPSILON, center=False, zero_mean=False,
                                   **options)
 
+    def in_stack(self, name):
+        """The name of this stack's layer `name` ('Encoder-Output-Norm')."""
+        return names.in_stack(self.prefix, name)
+
     def block_prefix(self, index):
-        return f"{self.prefix}-Transformer-{index}"
+        return names.block(index, stack=self.prefix)
 
     def inputs(self):
         return [keras.Input((self.sequence_length,), dtype="int32",
-                            name=f"{self.prefix}-Input-Token")]
+                            name=self.in_stack(names.TOKEN_INPUT))]
 
     def position_bias(self, queries, keys):
         return self.layer(
-            RelativePositionBias, f"{self.prefix}-Embedding-Relative-Position",
+            RelativePositionBias, self.in_stack(names.RELATIVE_POSITION_EMBEDDING),
             heads=self.config["num_attention_heads"],
             num_buckets=self.config["relative_attention_num_buckets"],
             max_distance=self.config["relative_attention_max_distance"],
@@ -76,7 +84,7 @@ class T5Encoder(Transformer):
 
     def attention_mask(self, inputs):
         token_ids = inputs[-1]
-        mask = self.layer(AttentionMask, f"{self.prefix}-Attention-Mask",
+        mask = self.layer(AttentionMask, self.in_stack(names.ATTENTION_MASK),
                           application=self.application, pad_id=self.pad_id)(token_ids)
         return {"attention_mask": mask, "attention_bias": self.position_bias(token_ids,
                                                                             token_ids)}
@@ -84,22 +92,22 @@ class T5Encoder(Transformer):
     def embeddings(self, inputs):
         x = self.token_embedding()(inputs[-1])
         x = self.dropout(x, self.config["hidden_dropout_prob"],
-                         f"{self.prefix}-Embedding-Dropout")
+                         self.in_stack(names.EMBEDDING_DROPOUT))
         if self.embedding_size == self.hidden_size:
             return x
-        return self.dense(x, self.hidden_size, f"{self.prefix}-Embedding-Mapping")
+        return self.dense(x, self.hidden_size, self.in_stack(names.EMBEDDING_MAPPING))
 
     def block(self, x, index):
         """norm -> self-attention -> add; norm -> feed-forward -> add."""
         prefix = self.block_prefix(index)
-        x = self.pre_norm_residual(x, self.attention, f"{prefix}-MultiHeadSelfAttention")
-        return self.pre_norm_residual(x, self.feed_forward, f"{prefix}-FeedForward")
+        x = self.pre_norm_residual(x, self.attention, names.self_attention(prefix))
+        return self.pre_norm_residual(x, self.feed_forward, names.feed_forward(prefix))
 
     def heads(self, x):
         """The final norm (and dropout); their output is the stack's last hidden states."""
-        x = self.layer_norm(x, f"{self.prefix}-Output-Norm")
+        x = self.layer_norm(x, self.in_stack(names.OUTPUT_NORM))
         self.hidden_states = self.dropout(x, self.config["hidden_dropout_prob"],
-                                          f"{self.prefix}-Output-Dropout")
+                                          self.in_stack(names.OUTPUT_DROPOUT))
         return self.hidden_states
 
 
@@ -108,7 +116,7 @@ class T5Decoder(T5Encoder):
     probabilities, 'linear' for logits, False for the scaled hidden states)."""
 
     applications = ("lm",)
-    prefix = "Decoder"
+    prefix = names.DECODER
     bidirectional = False
     pad_id = None  # the start id is 0, the padding id
 
@@ -126,7 +134,8 @@ class T5Decoder(T5Encoder):
         return self.described_model([context, token_ids], self.decode(context, token_ids))
 
     def inputs(self):
-        context = keras.Input((self.sequence_length, self.hidden_size), name="Input-Context")
+        context = keras.Input((self.sequence_length, self.hidden_size),
+                              name=names.CONTEXT_INPUT)
         return [context, *super().inputs()]
 
     def decode(self, context, token_ids, context_mask=None):
@@ -153,41 +162,45 @@ class T5Decoder(T5Encoder):
         """norm -> self-attention -> add; norm -> cross-attention -> add; norm ->
         feed-forward -> add."""
         prefix = self.block_prefix(index)
-        x = self.pre_norm_residual(x, self.attention, f"{prefix}-MultiHeadSelfAttention")
-        x = self.pre_norm_residual(x, self.cross_attention, f"{prefix}-MultiHeadCrossAttention")
-        return self.pre_norm_residual(x, self.feed_forward, f"{prefix}-FeedForward")
+        x = self.pre_norm_residual(x, self.attention, names.self_attention(prefix))
+        x = self.pre_norm_residual(x, self.cross_attention, names.cross_attention(prefix))
+        return self.pre_norm_residual(x, self.feed_forward, names.feed_forward(prefix))
 
     def heads(self, x):
         hidden = x = super().heads(x)
         if self.scale_logits:
-            x = self.layer(keras.layers.Rescaling, "Decoder-Output-Scale",
+            x = self.layer(keras.layers.Rescaling, self.in_stack(names.OUTPUT_SCALE),
                            scale=self.hidden_size ** -0.5)(x)
         if not self.with_lm:
             return x
         if self.embedding_size != self.hidden_size:
-            x = self.dense(x, self.embedding_size, "Decoder-Output-Mapping")
+            x = self.dense(x, self.embedding_size, self.in_stack(names.OUTPUT_MAPPING))
         outputs = self.output_activation(self.head_logits(x), self.with_lm,
-                                         "Decoder-Output-LM-Activation")
-        self.record_head(hidden, ["Decoder-Output-Scale", "Decoder-Output-Mapping",
-                                  self.head_step], "Decoder-Output-LM-Activation")
+                                         self.in_stack(names.OUTPUT_LM_ACTIVATION))
+        self.record_head(hidden, [self.in_stack(names.OUTPUT_SCALE),
+                                  self.in_stack(names.OUTPUT_MAPPING), self.head_step()],
+                         self.in_stack(names.OUTPUT_LM_ACTIVATION))
         return outputs
 
-    # T5.1.1's language-model head: a projection of its own.
-    head_step = "Decoder-Output-LM"
+    def head_step(self):
+        """The head's projection onto the vocabulary, as `record_head` names it."""
+        return self.in_stack(names.OUTPUT_LM)
 
     def head_logits(self, x):
-        return self.dense(x, self.config["vocab_size"], "Decoder-Output-LM")
+        """T5.1.1's language-model head: a projection of its own."""
+        return self.dense(x, self.config["vocab_size"], self.in_stack(names.OUTPUT_LM))
 
     def model_config(self):
         # The conventions as decided by the builder arguments, so the config rebuilds them.
-        return {**self.config, "cross_position_bias": self.cross_position_bias,
-                "scale_decoder_outputs": self.scale_logits}
+        return self.config.with_values(cross_position_bias=self.cross_position_bias,
+                                       scale_decoder_outputs=self.scale_logits)
 
 
 class T5TiedDecoder(T5Decoder):
     """T5.1.0's decoder: the token embedding is the language-model head."""
 
-    head_step = ("Embedding-Token", {"mode": "dense"})
+    def head_step(self):
+        return self.tied_output
 
     def head_logits(self, x):
         return self.token_embedding()(x, mode="dense")
@@ -249,3 +262,75 @@ class T5Tied(T5):
     """T5.1.0: T5 whose decoder's head is the shared token embedding."""
 
     parts = (T5Encoder, T5TiedDecoder)
+
+
+def t5_stack_weights(stack, num_hidden_layers, norm, gated):
+    """One side of T5 ('encoder' or 'decoder'); `norm` is 'layer_norm' (T5) or 'rms_norm'
+    (mT5.1.1's original names); `gated`: two input projections (T5.1.1) or one (T5.1.0)."""
+    ours = names.ENCODER if stack == "encoder" else names.DECODER
+    bias = "SelfAttention.relative_attention_bias"
+    weights = [WeightName(f"{names.in_stack(ours, names.RELATIVE_POSITION_EMBEDDING)}/embeddings",
+                          f"{stack}/block_000/layer_000/{bias.replace('.', '/')}",
+                          f"{stack}.block.0.layer.0.{bias}.weight", transposed_in_original=True)]
+    # Our sublayer and its scope in the checkpoint, in the order the checkpoint numbers them.
+    sublayers = [(names.self_attention, "SelfAttention"), (names.feed_forward, "DenseReluDense")]
+    if stack == "decoder":
+        sublayers.insert(1, (names.cross_attention, "EncDecAttention"))
+    for i in range(num_hidden_layers):
+        for index, (sublayer, scope) in enumerate(sublayers):
+            layer = sublayer(names.block(i, stack=ours))
+            original = f"{stack}/block_{i:03d}/layer_{index:03d}"
+            hf = f"{stack}.block.{i}.layer.{index}"
+            weights.append(WeightName(f"{names.norm(layer)}/gamma", f"{original}/{norm}/scale",
+                                      f"{hf}.layer_norm.weight"))
+            if scope == "DenseReluDense":
+                parts = ({"intermediate_dense": "wi_0", "intermediate_dense_1": "wi_1"}
+                         if gated else {"intermediate_dense": "wi"})
+                parts["output_dense"] = "wo"
+            else:
+                parts = {f"{role}_dense": role for role in "qkvo"}
+            for part, stored in parts.items():
+                kernel = "/kernel" if scope == "DenseReluDense" else ""
+                weights.append(WeightName(f"{layer}/{part}/kernel",
+                                          f"{original}/{scope}/{stored}{kernel}",
+                                          f"{hf}.{scope}.{stored}.weight", True))
+    final = "final_layer_norm" if norm == "layer_norm" else norm
+    return weights + [WeightName(f"{names.in_stack(ours, names.OUTPUT_NORM)}/gamma",
+                                 f"{stack}/{final}/scale", f"{stack}.final_layer_norm.weight")]
+
+
+def t5_weight_names(num_hidden_layers, version="t5.1.1"):
+    """T5 of `version` ('t5.1.0', 't5.1.1' or 'mt5.1.1') in the released mesh-tensorflow names
+    and in Hugging Face's (no model prefix; Linear weights [out, in]). T5.1.0's head is the
+    token embedding; the others' is `decoder/logits`."""
+    norm = "rms_norm" if version == "mt5.1.1" else "layer_norm"
+    gated = version != "t5.1.0"
+    weights = [
+        WeightName(f"{names.TOKEN_EMBEDDING}/embeddings", "shared/embedding", "shared.weight"),
+        *t5_stack_weights("encoder", num_hidden_layers, norm, gated),
+        *t5_stack_weights("decoder", num_hidden_layers, norm, gated),
+    ]
+    if version == "t5.1.0":
+        return weights
+    return weights + [WeightName(f"{names.in_stack(names.DECODER, names.OUTPUT_LM)}/kernel",
+                                 "decoder/logits/kernel", "lm_head.weight", True)]
+
+
+def register_t5(name, version, whole, decoder):
+    """Registers T5 `version` as `name` (the builders `whole` and `decoder`) and its halves
+    `name`_encoder and `name`_decoder, which read the same checkpoints and leave the other
+    half's variables unused. T5 families also read Hugging Face T5's config.json."""
+    weight_names = functools.partial(t5_weight_names, version=version)
+    formats = ("bert", "t5")
+    register_family(name, whole, weight_names, config_formats=formats)
+    register_family(f"{name}_encoder", T5Encoder, weight_names, config_formats=formats,
+                    half_of=name, unused_prefixes=("decoder", "lm_head"))
+    register_family(f"{name}_decoder", decoder, weight_names, config_formats=formats,
+                    half_of=name, unused_prefixes=("encoder",))
+
+
+register_t5("t5.1.0", "t5.1.0", T5Tied, T5TiedDecoder)
+register_t5("t5.1.1", "t5.1.1", T5, T5Decoder)
+register_t5("mt5.1.1", "mt5.1.1", T5, T5Decoder)
+# bert4keras's 't5' is T5.1.0, whose head is tied.
+register_t5("t5", "t5.1.0", T5Tied, T5TiedDecoder)

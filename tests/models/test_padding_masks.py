@@ -9,14 +9,14 @@ from keras import ops
 
 from bert4keras_ext.layers import Loss
 from bert4keras_ext.models import build_transformer_model
-from bert4keras_ext.models.build import FAMILIES
+from bert4keras_ext.models.registry import FAMILIES
 
 pytestmark = pytest.mark.backend_neutral
 
 CONFIG = dict(vocab_size=30, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
               intermediate_size=32)
 # One name per builder ('roberta' is 'bert', 'mt5.1.1' is 't5.1.1' in other names).
-BUILDERS = sorted({builder: name for name, builder in reversed(FAMILIES.items())}.values())
+BUILDERS = sorted({family.builder: name for name, family in reversed(FAMILIES.items())}.values())
 TOKENS = np.array([[2, 5, 6, 3, 0, 0], [2, 7, 3, 0, 0, 0]], "int32")
 # A T5 decoder's input starts with the start id 0, which bert4keras never masks.
 DECODER_TOKENS = np.array([[0, 4, 9, 8, 7, 0], [0, 6, 0, 0, 0, 0]], "int32")

@@ -5,18 +5,11 @@ from bert4keras_ext.models.checkpoints.export import (
     save_checkpoint,
 )
 from bert4keras_ext.models.checkpoints.loading import LoadReport, load_checkpoint
-from bert4keras_ext.models.checkpoints.name_map import (
-    NAME_MAPS,
-    WeightName,
-    bert_weight_names,
-    weight_names,
-)
+from bert4keras_ext.models.checkpoints.name_map import WeightName, weight_names
 
 __all__ = [
-    "NAME_MAPS",
     "LoadReport",
     "WeightName",
-    "bert_weight_names",
     "config_from_model",
     "load_checkpoint",
     "save_as_bert_checkpoint",

@@ -21,16 +21,13 @@ from bert4keras_ext.models.checkpoints.loading import (
     fitting_families,
     read_weight,
 )
-from bert4keras_ext.models.checkpoints.name_map import (
-    HUGGING_FACE_PREFIXES,
-    NAME_MAPS,
-    weight_names,
-)
 from bert4keras_ext.models.checkpoints.readers import CheckpointReader
+from bert4keras_ext.models.registry import FAMILIES, get_family
 
 
 def convert(safetensors_path, checkpoint_path, family="bert"):
     """Writes the checkpoint; returns the original names written."""
+    record = get_family(family, "family")
     reader = CheckpointReader(safetensors_path)
     if reader.naming != "hugging_face":
         raise ValueError(f"Expected a '.safetensors' file; received {safetensors_path}.")
@@ -39,9 +36,9 @@ def convert(safetensors_path, checkpoint_path, family="bert"):
     block = re.compile(r"(?:^|\.)(?:block|layer|h)\.(\d+)\.")
     indices = [int(found.group(1)) for found in map(block.search, reader.names()) if found]
     num_hidden_layers = 1 + max(indices, default=-1)
-    prefixes = HUGGING_FACE_PREFIXES.get(family, ())
+    prefixes = record.hugging_face_prefixes
     tensors, used = {}, set()
-    for name in weight_names(family, num_hidden_layers):
+    for name in record.weight_names(num_hidden_layers):
         if name.original is None or name.original in tensors:
             continue
         stored, value = read_weight(reader, name, prefixes)
@@ -52,7 +49,7 @@ def convert(safetensors_path, checkpoint_path, family="bert"):
         raise ValueError(f"{safetensors_path} holds none of the model={family!r} weights."
                          f"{fitting_families(reader, num_hidden_layers, family)}")
     dropped = sorted(name for name in reader.names() - used
-                     if not expected_unused(name, prefixes, family))
+                     if not expected_unused(name, record))
     if dropped:
         raise ValueError(
             f"{safetensors_path} is not a model={family!r} checkpoint: model={family!r} has no "
@@ -67,7 +64,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("safetensors")
     parser.add_argument("checkpoint", help="output prefix, e.g. out/bert_model.ckpt")
-    parser.add_argument("--model", default="bert", choices=sorted(NAME_MAPS),
+    parser.add_argument("--model", default="bert", choices=sorted(FAMILIES),
                         help="the family of the weights (default: bert)")
     parser.add_argument("--config", help="Hugging Face config.json to copy as bert_config.json")
     args = parser.parse_args(argv)

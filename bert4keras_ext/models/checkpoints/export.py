@@ -7,8 +7,8 @@ import keras
 import numpy as np
 
 from bert4keras_ext.models.backbone import TransformerModel
-from bert4keras_ext.models.checkpoints.name_map import NAME_MAPS, weight_names
-from bert4keras_ext.models.transformer import DEFAULTS, FLAG_KEYS, REQUIRED_KEYS
+from bert4keras_ext.models.config import KEYS
+from bert4keras_ext.models.registry import FAMILIES, get_family
 
 # Builder attributes that decide how attention computes, compared between a model and the
 # family it is written as (families with one name map differ in them: BERT, NEZHA, RoFormer).
@@ -22,8 +22,7 @@ def config_from_model(model):
     decoder conventions and `num_decoder_layers`), from the config the model carries, so the
     model rebuilt from them (with the same builder arguments) computes the same."""
     config = described(model).transformer_config
-    return {key: value for key, value in config.items()
-            if key in REQUIRED_KEYS or key in DEFAULTS or key in FLAG_KEYS}
+    return {key: config[key] for key in KEYS}
 
 
 def described(model):
@@ -66,11 +65,11 @@ def save_checkpoint(model, path, family=None, config_path=None):
     shared block, so its layers must still be equal.
     """
     family = family or described(model).family
-    names = weight_names(family, described(model).num_layers)
-    check_family(model, family, names)
+    weight_names = get_family(family, "family").weight_names(model.num_layers)
+    check_family(model, family, weight_names)
     ours = {variable.path: variable for variable in model.weights}
     tensors = {}
-    for name in names:
+    for name in weight_names:
         if name.ours not in ours or name.original is None:
             continue
         value = keras.ops.convert_to_numpy(ours[name.ours])
@@ -91,36 +90,31 @@ def save_checkpoint(model, path, family=None, config_path=None):
     return path
 
 
-def check_family(model, family, names=None):
+def check_family(model, family, weight_names=None):
     """Refuses to write `model` as `family` when the family's format has no name for one of
     its weights, when the model was built as another family (its name is a family whose
     builder differs: 'bert' and 'roberta' share one, 't5.1.1' and 'mt5.1.1' another), or when
     its attention differs from the family's (position scheme, biases, scale). The error names
     the families that fit the model."""
-    problem = _family_problem(model, family, names)
+    problem = _family_problem(model, family, weight_names)
     if problem:
-        fits = [candidate for candidate in NAME_MAPS
-                if not _family_problem(model, candidate)]
+        fits = [candidate for candidate in FAMILIES if not _family_problem(model, candidate)]
         advice = (f" The model fits model={' or '.join(map(repr, fits))}." if fits else "")
         raise ValueError(f"Model {model.name!r} cannot be written as model={family!r}: "
                          f"{problem}; nothing was written.{advice}")
 
 
-def _family_problem(model, family, names=None):
+def _family_problem(model, family, weight_names=None):
     """Why `model` is not a `family` model, or None."""
-    # build.py imports this package, so its table of builders is read here, when called.
-    from bert4keras_ext.models.build import FAMILIES
-
-    names = names if names is not None else weight_names(family, model.num_layers)
-    written = {name.ours for name in names if name.original is not None}
+    if weight_names is None:
+        weight_names = get_family(family, "family").weight_names(model.num_layers)
+    written = {name.ours for name in weight_names if name.original is not None}
     left_out = [variable.path for variable in model.weights if variable.path not in written]
     if left_out:
         return (f"its format has no name for {len(left_out)} of the model's "
                 f"{len(model.weights)} weights (e.g. {left_out[:4]}), which would be left out")
-    builder = FAMILIES.get(family)
-    if builder is None:
-        return None
-    built_as = FAMILIES.get(model.family)
+    builder = FAMILIES[family].builder
+    built_as = FAMILIES[model.family].builder if model.family in FAMILIES else None
     if built_as is not None and built_as is not builder:
         return (f"it was built as model={model.family!r} ({built_as.__name__}), whose graph "
                 f"differs from {builder.__name__}'s")

@@ -6,14 +6,12 @@ import numpy as np
 
 from bert4keras_ext.models.checkpoints.export import described
 from bert4keras_ext.models.checkpoints.name_map import (
-    HUGGING_FACE_PREFIXES,
-    NAME_MAPS,
     OPTIONAL_HEADS,
     VOCABULARY_WEIGHTS,
-    weight_names,
     weight_role,
 )
 from bert4keras_ext.models.checkpoints.readers import CheckpointReader
+from bert4keras_ext.models.registry import FAMILIES, get_family
 
 
 @dataclass
@@ -62,14 +60,15 @@ def load_checkpoint(model, checkpoint_path, keep_tokens=None, family="bert"):
     checkpoint variables left unused are listed in the returned `LoadReport` (and warned about,
     except optional heads).
     """
+    record = get_family(family, "family")
     reader = CheckpointReader(checkpoint_path)
-    prefixes = HUGGING_FACE_PREFIXES.get(family, ())
+    prefixes = record.hugging_face_prefixes
     ours = {variable.path: variable for variable in model.weights}
     report, assignments, mismatches = LoadReport(), [], []
     used = set()
     num_hidden_layers = described(model).num_layers
     expected = []
-    for name in weight_names(family, num_hidden_layers):
+    for name in record.weight_names(num_hidden_layers):
         if name.ours not in ours:
             continue
         expected.append(name.ours)
@@ -123,7 +122,7 @@ def load_checkpoint(model, checkpoint_path, keep_tokens=None, family="bert"):
     if report.missing:
         warnings.warn(f"Weights not found in {checkpoint_path}, left as initialized: "
                       f"{report.missing}", stacklevel=2)
-    unexpected = [n for n in report.unused if not expected_unused(n, prefixes, family)]
+    unexpected = [n for n in report.unused if not expected_unused(n, record)]
     if unexpected:
         warnings.warn(f"Checkpoint variables of {checkpoint_path} left unused: {unexpected}",
                       stacklevel=2)
@@ -146,32 +145,29 @@ def fitting_families(reader, num_hidden_layers, family):
     """A sentence naming the families whose name maps find the most variables of `reader`
     (all of those tied); when `family` is one of them, advice to check the config."""
     found = {}
-    for candidate in NAME_MAPS:
-        prefixes = HUGGING_FACE_PREFIXES.get(candidate, ())
+    for candidate in FAMILIES.values():
         stored = {reader.find(name.original if reader.naming == "original"
-                              else name.hugging_face, prefixes)
-                  for name in weight_names(candidate, num_hidden_layers)}
-        found[candidate] = len(stored - {None})
+                              else name.hugging_face, candidate.hugging_face_prefixes)
+                  for name in candidate.weight_names(num_hidden_layers)}
+        found[candidate.name] = len(stored - {None})
     best = max(found.values())
     fits = [candidate for candidate, count in found.items() if count == best]
     # A T5's halves read the same names as the whole: name the whole.
-    fits = [candidate for candidate in fits if not (
-        candidate.endswith(("_encoder", "_decoder")) and candidate.rsplit("_", 1)[0] in fits)]
+    fits = [candidate for candidate in fits if FAMILIES[candidate].half_of not in fits]
     if not best or family in fits:
         return " Check the config (sizes, hidden_act, layers) against the checkpoint."
     return (f" Its variables fit model={' or '.join(map(repr, fits))} ({best} of "
             f"{len(reader.names())} found).")
 
 
-def expected_unused(name, prefixes, family):
-    """Heads the model may leave out, the other half of a T5 checkpoint, optimizer state,
-    buffers of training checkpoints and Hugging Face T5's copies of the shared embedding."""
-    for prefix in prefixes:
+def expected_unused(name, family):
+    """Heads the model may leave out, variables `family` (a `Family`) leaves unused (the other
+    half of a T5 checkpoint), optimizer state, buffers of training checkpoints and Hugging Face
+    T5's copies of the shared embedding."""
+    for prefix in family.hugging_face_prefixes:
         if name.startswith(prefix):
             name = name[len(prefix):]
-    other_half = {"encoder": ("decoder", "lm_head"), "decoder": ("encoder",)}.get(
-        family.rsplit("_", 1)[-1], ())
-    return name.startswith(OPTIONAL_HEADS + other_half) or name.endswith(
+    return name.startswith(OPTIONAL_HEADS + family.unused_prefixes) or name.endswith(
         ("adam_m", "adam_v", "global_step", "position_ids", "masked_bias", "attn.bias",
          "embed_positions.weight", "embed_tokens.weight")
     )
