@@ -2,8 +2,8 @@
 
 They are bert4keras's names (https://github.com/bojone/bert4keras, `models.py`):
 'Embedding-Token', 'Transformer-0-MultiHeadSelfAttention', 'MLM-Norm', ... Checkpoint name
-maps, export and user scripts (`model.get_layer("MLM-Dense")`) find layers by them, so they
-must not change. Constants are whole names; the functions compose the names that carry a
+maps address weights by them and user scripts look layers up by them, so they must not
+change (the package itself reaches a model's parts through `TransformerModel`). Constants are whole names; the functions compose the names that carry a
 block index or a part of a larger layer:
 
     block(3)                                  'Transformer-3'
