@@ -10,10 +10,6 @@ from bert4keras_ext.models.backbone import TransformerModel
 from bert4keras_ext.models.config import KEYS
 from bert4keras_ext.models.registry import FAMILIES, get_family
 
-# Builder attributes that decide how attention computes, compared between a model and the
-# family it is written as (families with one name map differ in them: BERT, NEZHA, RoFormer).
-ATTENTION_ATTRIBUTES = ("position_scheme", "use_bias", "attention_scale")
-
 
 def config_from_model(model):
     """The config entries (`bert_config.json` keys) of a model made by
@@ -92,10 +88,10 @@ def save_checkpoint(model, path, family=None, config_path=None):
 
 def check_family(model, family, weight_names=None):
     """Refuses to write `model` as `family` when the family's format has no name for one of
-    its weights, when the model was built as another family (its name is a family whose
-    builder differs: 'bert' and 'roberta' share one, 't5.1.1' and 'mt5.1.1' another), or when
-    its attention differs from the family's (position scheme, biases, scale). The error names
-    the families that fit the model."""
+    its weights, or when the model was built as a family whose builder differs ('bert' and
+    'roberta' share one, 't5.1.1' and 'mt5.1.1' another: a NEZHA written as RoFormer would
+    have the same weight names and another attention). The error names the families that fit
+    the model."""
     problem = _family_problem(model, family, weight_names)
     if problem:
         fits = [candidate for candidate in FAMILIES if not _family_problem(model, candidate)]
@@ -113,17 +109,11 @@ def _family_problem(model, family, weight_names=None):
     if left_out:
         return (f"its format has no name for {len(left_out)} of the model's "
                 f"{len(model.weights)} weights (e.g. {left_out[:4]}), which would be left out")
-    builder = FAMILIES[family].builder
-    built_as = FAMILIES[model.family].builder if model.family in FAMILIES else None
-    if built_as is not None and built_as is not builder:
+    # Families sharing a builder ('bert' and 'roberta', 't5.1.1' and 'mt5.1.1') share a graph.
+    builder, built_as = FAMILIES[family].builder, FAMILIES[model.family].builder
+    if built_as is not builder:
         return (f"it was built as model={model.family!r} ({built_as.__name__}), whose graph "
                 f"differs from {builder.__name__}'s")
-    attention = next(iter(model.attention_layers), None)
-    expected = getattr(builder, "parts", (builder,))[0]
-    for attribute in ATTENTION_ATTRIBUTES if attention is not None else ():
-        if getattr(attention, attribute) != getattr(expected, attribute):
-            return (f"its attention has {attribute}={getattr(attention, attribute)!r}, "
-                    f"model={family!r} has {getattr(expected, attribute)!r}")
     return None
 
 
