@@ -138,7 +138,9 @@ class CompiledGenerator:
                                    ops.logical_not(ops.all(beams.done)))
 
         def step(beams, state):
-            logits, *state = self.cached.step_graph(beams.tokens, beams.parents, *state)
+            # Greedy search never reorders its rows: the caches need no gather.
+            parents = None if topk == 1 else beams.parents
+            logits, *state = self.cached.step_graph(beams.tokens, parents, *state)
             return self._beam_step(beams, logits, *options), tuple(state)
 
         beams, _ = ops.while_loop(running, step, (beams, tuple(state)))
@@ -237,14 +239,14 @@ class CompiledGenerator:
             ends=ops.zeros((count * n,), "int32"), lengths=ops.zeros((count * n,), "int32"))
         options = (topk, nucleus, temperature, topp, min_ends, draws)
         samples = self._sample_step(samples, logits, *options)
-        same_rows = ops.arange(count * n, dtype="int32")
 
         def running(samples, state):
             return ops.logical_and(samples.generated < self.maxlen,
                                    ops.any(samples.lengths == 0))
 
         def step(samples, state):
-            logits, *state = self.cached.step_graph(samples.tokens, same_rows, *state)
+            # Samples never change rows: the caches need no gather.
+            logits, *state = self.cached.step_graph(samples.tokens, None, *state)
             return self._sample_step(samples, logits, *options), tuple(state)
 
         samples, _ = ops.while_loop(running, step, (samples, tuple(state)))
