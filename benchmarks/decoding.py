@@ -68,7 +68,10 @@ def build(kind):
     if kind == "gpt2":
         return build_transformer_model(config, model="gpt2", final_activation="linear")
     if kind == "t5":
-        return build_transformer_model({**config, "hidden_act": ["gelu", "linear"]},
+        # T5's default initialization gives near-uniform logits (top two within 2e-5 of each
+        # other), where float32 rounding alone may change a pick; wider weights separate them.
+        return build_transformer_model({**config, "hidden_act": ["gelu", "linear"],
+                                        "initializer_range": 0.5},
                                        model="t5.1.1", with_lm="linear", return_keras_model=False)
     return build_transformer_model(config, model=kind, application="unilm", with_mlm="linear")
 
