@@ -202,10 +202,12 @@ class CachedModel:
                 *(tensor for cache in caches for tensor in cache))
 
     def step_graph(self, tokens, rows, cache_valid, key_positions, lengths, index, *state):
-        # Reorder the hypotheses first (beam search picks new parents every step).
-        cache_valid, key_positions, lengths, *state = [
-            ops.take(tensor, rows, axis=0)
-            for tensor in (cache_valid, key_positions, lengths, *state)]
+        # Reorder the hypotheses first (beam search picks new parents every step). `rows` None:
+        # each row continues itself (greedy search, sampling), so the caches are not copied.
+        if rows is not None:
+            cache_valid, key_positions, lengths, *state = [
+                ops.take(tensor, rows, axis=0)
+                for tensor in (cache_valid, key_positions, lengths, *state)]
         new_slot = ops.one_hot(index, ops.shape(cache_valid)[1], dtype="bool")[None]
         cache_valid = ops.logical_or(cache_valid, new_slot)
         key_positions = ops.where(new_slot, lengths[:, None], key_positions)
