@@ -123,7 +123,7 @@ class CachedModel:
             (context, context_visible), inputs = extras, [extras[0], *ids]
         else:
             inputs = [*ids, *extras]
-        new_caches = []
+        new_caches, cross_attention = [], []
 
         def call(operation, *args, **kwargs):
             if isinstance(operation, AttentionMask):
@@ -150,6 +150,7 @@ class CachedModel:
             if isinstance(operation, MultiHeadAttention):
                 queries, keys, _ = args[0]
                 index, size = cache_index, length + self.maxlen
+                cross_attention.append(keys is not queries)
                 if keys is not queries:  # cross-attention: filled once, then read
                     kwargs["attention_mask"] = context_visible
                     index, size = (0, ops.shape(context)[1]) if caches is None else (None, 0)
@@ -167,6 +168,8 @@ class CachedModel:
             return operation(*args, **kwargs)
 
         logits = self.model.run_graph(inputs, call)
+        # Which caches hold the encoder's keys and values (read by `step_graph`).
+        self.cross_caches = tuple(cross_attention)
         if isinstance(logits, (list, tuple)):
             (logits,) = logits
         return ops.cast(logits, "float32"), new_caches
@@ -201,10 +204,25 @@ class CachedModel:
         return (last, cache_valid, key_positions, lengths, index, *extras,
                 *(tensor for cache in caches for tensor in cache))
 
-    def step_graph(self, tokens, rows, cache_valid, key_positions, lengths, index, *state):
-        # Reorder the hypotheses first (beam search picks new parents every step). `rows` None:
-        # each row continues itself (greedy search, sampling), so the caches are not copied.
-        if rows is not None:
+    def step_graph(self, tokens, rows, cache_valid, key_positions, lengths, index, *state,
+                   beams_of_inputs=False):
+        """One new token per row against the caches, after reordering the rows: row `r`
+        continues row `rows[r]` (None: itself, as in greedy search and sampling).
+        `beams_of_inputs`: every row continues a row of the same input (a compiled beam
+        search), so what all rows of an input share (the prompt's keys and values, T5's
+        encoder output and cross-attention caches) stays in place and only the generated
+        slots are copied."""
+        if rows is not None and beams_of_inputs:
+            cache_valid, key_positions, lengths = (
+                ops.take(tensor, rows, axis=0) for tensor in (cache_valid, key_positions, lengths))
+            extras, tensors = state[:self.extras], state[self.extras:]
+            width = ops.shape(cache_valid)[1] - self.maxlen  # the prompt's slots
+            crosses = [cross for cross in self.cross_caches for _ in range(2)]
+            state = [*extras, *(
+                tensor if cross else ops.slice_update(
+                    tensor, (0, width, 0, 0), ops.take(tensor[:, width:], rows, axis=0))
+                for tensor, cross in zip(tensors, crosses))]
+        elif rows is not None:
             cache_valid, key_positions, lengths, *state = [
                 ops.take(tensor, rows, axis=0)
                 for tensor in (cache_valid, key_positions, lengths, *state)]

@@ -140,7 +140,8 @@ class CompiledGenerator:
         def step(beams, state):
             # Greedy search never reorders its rows: the caches need no gather.
             parents = None if topk == 1 else beams.parents
-            logits, *state = self.cached.step_graph(beams.tokens, parents, *state)
+            logits, *state = self.cached.step_graph(beams.tokens, parents, *state,
+                                                    beams_of_inputs=True)
             return self._beam_step(beams, logits, *options), tuple(state)
 
         beams, _ = ops.while_loop(running, step, (beams, tuple(state)))

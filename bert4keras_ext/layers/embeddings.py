@@ -53,7 +53,10 @@ class Embedding(keras.layers.Embedding):
         if mode == "embedding":
             return nan_out_of_range(super().call(inputs), inputs, self.input_dim)
         if mode == "dense":
-            return ops.matmul(inputs, ops.transpose(ops.cast(self.embeddings, inputs.dtype)))
+            # Contracting the table's last axis directly: with an explicit transpose, XLA on
+            # CPU fuses a following bias add (BERT's MLM-Bias) into a slow loop around the
+            # matmul (measured: 1.75 ms instead of 0.19 ms for 1 x 256 by 8000 x 256).
+            return ops.einsum("...d,vd->...v", inputs, ops.cast(self.embeddings, inputs.dtype))
         raise ValueError(f"`mode` must be 'embedding' or 'dense'; received {mode!r}.")
 
     def compute_mask(self, inputs, mask=None):
