@@ -10,6 +10,7 @@ import pytest
 from bert4keras_ext.decoding import (
     AutoRegressiveDecoder,
     CachedGenerator,
+    CompiledGenerator,
     filter_probas,
     softmax,
 )
@@ -20,9 +21,9 @@ pytestmark = pytest.mark.backend_neutral
 END = 2
 
 
-def tiny_model(application, vocab_size=30, seed=0, model="bert", condition_size=None):
+def tiny_model(application, vocab_size=30, seed=0, model="bert", condition_size=None, layers=2):
     keras.utils.set_random_seed(seed)
-    config = dict(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2,
+    config = dict(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=layers,
                   num_attention_heads=4, intermediate_size=64, hidden_dropout_prob=0.0,
                   attention_probs_dropout_prob=0.0, initializer_range=0.5)
     if model.startswith("gpt"):
@@ -84,7 +85,7 @@ def test_cached_equals_uncached_greedy_and_beam_in_batches(family, application, 
     learned, rotary or relative positions, shared blocks (ALBERT), token-only inputs (GPT-2),
     and Conditional LayerNorm (the condition rows follow their hypotheses). The second prompt
     is left-padded (transformers' convention; reliability probe 2, D02), the first right-padded:
-    each decodes as it does alone."""
+    each decodes as it does alone. CompiledGenerator's beams equal the cached ones."""
     model = tiny_model(application, model=family, condition_size=condition_size)
     cached = CachedGenerator(model, end_id=END, maxlen=8)
     uncached = Uncached(model, 1 if application == "unilm" else 0, end_id=END, maxlen=8)
@@ -103,6 +104,11 @@ def test_cached_equals_uncached_greedy_and_beam_in_batches(family, application, 
             expected = uncached.beam_search([*prompt_ids, *own], topk)
             np.testing.assert_array_equal(output, expected)
             assert len(output) > 0
+    # The whole search as one compiled program gives the same beams (the model's steps are
+    # compiled already; test_compiled_decoding.py varies the search options).
+    compiled = CompiledGenerator(model, end_id=END, maxlen=8)
+    for expected, received in zip(batch, compiled.batch_beam_search([*ids, *extras], 3)):
+        np.testing.assert_array_equal(received, expected)
 
 
 def test_constraint_hook_restricts_the_cached_generator():
