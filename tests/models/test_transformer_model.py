@@ -35,6 +35,9 @@ CASES = [
     ("t5", {}, True),
     ("t5.1.1_encoder", {}, False),
 ]
+# Families whose `.keras` file is reloaded here: the shared builder with pooler and MLM head, a
+# shared block, token ids alone and the encoder-decoder (each reload rebuilds the model).
+ROUND_TRIPS = ("bert", "albert", "gpt2", "t5.1.1")
 
 
 def inputs_for(model, rng):
@@ -78,6 +81,8 @@ def test_the_model_hands_out_its_parts_and_reloads_as_itself(family, options, ha
         full = keras.ops.convert_to_numpy(model.lm_head.logits(hidden))
         np.testing.assert_allclose(logits, np.take_along_axis(full, positions[..., None], 1),
                                    atol=1e-6)
+    if family not in ROUND_TRIPS:
+        return
     model.save(tmp_path / "model.keras")
     restored = keras.saving.load_model(tmp_path / "model.keras")
     assert type(restored) is TransformerModel and restored.family == family
