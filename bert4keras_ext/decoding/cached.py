@@ -3,7 +3,7 @@ one compiled step per token, so a subclass can still reshape every step's scores
 (constrained decoding, as the reading-comprehension example does)."""
 import numpy as np
 
-from bert4keras_ext.decoding.cached_model import CachedModel, after_prompts, pad_rows
+from bert4keras_ext.decoding.cached_model import CachedModel, pad_rows
 from bert4keras_ext.decoding.search import AutoRegressiveDecoder
 
 
@@ -66,12 +66,7 @@ class CachedGenerator(AutoRegressiveDecoder):
         # the compiled step is not rebuilt as hypotheses finish; padded rows are dropped.
         count = len(output_ids)
         if states is None:
-            ids = [np.asarray(x, "int32") for x in inputs[:self.cached.id_inputs]]
-            self.cached.check_prompts(ids[0])
-            if self.start_id is not None and not self.encoder:
-                ids = after_prompts(ids, [self.start_id, self.cached.new_segment])
-            extras = [np.asarray(x) for x in inputs[self.cached.id_inputs:]]
-            logits, *states = self.cached.prefill(*ids, *extras)
+            logits, *states = self.cached.prefill(*self.cached.prefill_inputs(inputs))
             self._rows = 0
         else:
             pending, *state = states

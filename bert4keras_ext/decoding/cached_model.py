@@ -79,6 +79,17 @@ class CachedModel:
         self.prefill = compile_function(self.prefill_graph, variables)
         self.step = compile_function(self.step_graph, variables)
 
+    def prefill_inputs(self, inputs):
+        """The prompts (`inputs`: ids first, then the model's other inputs, one row per
+        prompt) as `prefill_graph` takes them: checked, with `start_id` fed after each LM or
+        UNILM prompt."""
+        inputs = list(inputs)
+        ids = [np.asarray(x, "int32") for x in inputs[:self.id_inputs]]
+        self.check_prompts(ids[0])
+        if self.start_id is not None and not self.encoder:
+            ids = after_prompts(ids, [self.start_id, self.new_segment])
+        return [*ids, *(np.asarray(x) for x in inputs[self.id_inputs:])]
+
     def check_token(self, name, token, padding_allowed=False):
         """Refuses a `token` (argument `name`) outside the vocabulary; 0, the padding id, is
         never generated and not attended to in an LM's prompt, so only T5's start may be 0."""

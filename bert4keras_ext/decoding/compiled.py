@@ -34,7 +34,7 @@ import numpy as np
 from keras import ops
 
 from bert4keras_ext import arguments
-from bert4keras_ext.decoding.cached_model import CachedModel, after_prompts, compile_function
+from bert4keras_ext.decoding.cached_model import CachedModel, compile_function
 from bert4keras_ext.decoding.search import check_temperature
 
 
@@ -110,7 +110,7 @@ class CompiledGenerator:
                    np.float32(arguments.real(length_penalty, "length_penalty")))
         if len(inputs[0]) == 0:
             return []
-        inputs = self._prepare(inputs)
+        inputs = self.cached.prefill_inputs(inputs)
         program = self._program(("beam", topk), self._beam_graph, topk)
         outputs, lengths = program(*options, *inputs)
         return [row[:length] for row, length in zip(np.asarray(outputs), np.asarray(lengths))]
@@ -214,7 +214,7 @@ class CompiledGenerator:
         count = len(inputs[0])
         if count == 0:
             return []
-        inputs = self._prepare(inputs)
+        inputs = self.cached.prefill_inputs(inputs)
         draws = np.random.default_rng(seed).random((self.maxlen, count * n), dtype="float32")
         program = self._program(("sample", n, topk, topp is not None), self._sample_graph, n,
                                 topk, topp is not None)
@@ -284,15 +284,6 @@ class CompiledGenerator:
         return _Samples(step + 1, tokens, outputs, ends, lengths)
 
     # Shared.
-    def _prepare(self, inputs):
-        """The prompts as the prefill takes them (see `CachedGenerator.next_logits`)."""
-        inputs = list(inputs)
-        ids = [np.asarray(x, "int32") for x in inputs[:self.cached.id_inputs]]
-        self.cached.check_prompts(ids[0])
-        if self.start_id is not None and not self.cached.encoder:
-            ids = after_prompts(ids, [self.start_id, self.cached.new_segment])
-        return [*ids, *(np.asarray(x) for x in inputs[self.cached.id_inputs:])]
-
     def _program(self, key, graph, *static):
         """The compiled `graph` for the shape-fixing options `static`, made once per `key`
         (the compiled function itself keeps one program per input shape)."""
