@@ -11,7 +11,8 @@ positive, so the normalizer never vanishes. Orthogonal features (Gram-Schmidt on
 blocks of d directions, with chi-distributed norms) lower the variance. The causal form keeps
 running sums of `phi(k) v^T` and `phi(k)`. Other masks (UNILM's) cannot be linearized.
 
-Tensors are laid out as in `MultiHeadAttention.attend`: [batch, length, heads, size].
+Tensors are laid out [batch, length, heads, size] (`PerformerAttention.attend` transposes
+the heads-first tensors `MultiHeadAttention` hands it).
 """
 import numpy as np
 from keras import ops

@@ -166,7 +166,7 @@ class CachedModel:
                     kwargs["attention_mask"] = context_visible
                     index, size = (0, ops.shape(context)[1]) if caches is None else (None, 0)
                 if caches is None:
-                    shape = (rows, size, operation.heads)
+                    shape = (rows, operation.heads, size)
                     cache = (ops.zeros((*shape, operation.key_size), operation.compute_dtype),
                              ops.zeros((*shape, operation.head_size), operation.compute_dtype))
                 else:
@@ -231,7 +231,7 @@ class CachedModel:
             crosses = [cross for cross in self.cross_caches for _ in range(2)]
             state = [*extras, *(
                 tensor if cross else ops.slice_update(
-                    tensor, (0, width, 0, 0), ops.take(tensor[:, width:], rows, axis=0))
+                    tensor, (0, 0, width, 0), ops.take(tensor[:, :, width:], rows, axis=0))
                 for tensor, cross in zip(tensors, crosses))]
         elif rows is not None:
             cache_valid, key_positions, lengths, *state = [

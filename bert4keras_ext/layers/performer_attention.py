@@ -10,7 +10,7 @@ from keras import ops
 
 from bert4keras_ext import performer
 from bert4keras_ext.backend import check_positive_int
-from bert4keras_ext.layers.attention import MultiHeadAttention
+from bert4keras_ext.layers.attention import MultiHeadAttention, swap_length_and_heads
 
 
 @keras.saving.register_keras_serializable(package="bert4keras_ext")
@@ -77,7 +77,9 @@ class PerformerAttention(MultiHeadAttention):
                              "explicit-softmax model.")
         return super().call(inputs, mask=mask, training=training, **kwargs)
 
-    def attend(self, qw, kw, vw, visible=None, training=None, relative=None, bias=None):
+    def attend(self, qw, kw, vw, visible=None, training=None, relative=None, bias=None,
+               fuse=True):
+        qw, kw, vw = (swap_length_and_heads(x) for x in (qw, kw, vw))  # performer's layout
         if self.attention_scale:  # exp(q.k / sqrt(d)): scale both sides by d^(-1/4)
             qw, kw = qw / self.key_size**0.25, kw / self.key_size**0.25
         q_features = performer.positive_features(qw, self.random_features, is_query=True)

@@ -125,7 +125,7 @@ def test_cached_calls_equal_one_causal_call():
         layer = MultiHeadAttention(2, 8, position_scheme=scheme, **options)
         causal = np.tril(np.ones((length, length), bool))[None, None]
         expected = np.asarray(layer([x, x, x], attention_mask=causal))
-        cache = (np.zeros((2, length, 2, 8), "float32"),) * 2
+        cache = (np.zeros((2, 2, length, 8), "float32"),) * 2  # [batch, heads, slots, size]
         for t in range(length):
             visible = np.zeros((1, 1, 1, length), bool)
             visible[..., : t + 1] = True

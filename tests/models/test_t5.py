@@ -264,7 +264,7 @@ def test_attention_bias_and_complete_cache():
                 + keras.ops.convert_to_numpy(layer.o_dense.bias))
     np.testing.assert_allclose(fused, expected, atol=1e-5)
     np.testing.assert_allclose(np.asarray(explicit_output), expected, atol=1e-5)
-    cache = (kw, vw)
+    cache = (kw.transpose(0, 2, 1, 3), vw.transpose(0, 2, 1, 3))  # heads first
     output, returned = layer([q, q, q], attention_bias=bias, cache=cache)
     np.testing.assert_allclose(np.asarray(output), expected, atol=1e-5)
     for returned_part, cached_part in zip(returned, cache):
