@@ -31,9 +31,12 @@ setup(
         # (its declared dependency, sentence-transformers, would pull in torch).
         # The JAX backend (CPU here; on GPUs and TPUs install the matching jax wheel).
         "jax": ["jax>=0.4.30"],
+        # pretraining/'s JAX route: ArrayRecord shards read with grain, Orbax checkpoints.
+        "jax-pretraining": ["jax>=0.4.30", "grain>=0.2", "orbax-checkpoint>=0.11",
+                            "tensorboard>=2.16", "tqdm>=4"],
         "test": ["pytest>=7", "pytest-xdist>=3", "tokenizers>=0.13", "tensorboard>=2.16",
-                 "tqdm>=4", "jax>=0.4.30"],
-        # pretraining/: TensorBoard logs and the data builders' progress bar.
+                 "tqdm>=4", "jax>=0.4.30", "grain>=0.2", "orbax-checkpoint>=0.11"],
+        # pretraining/ (TensorFlow route): TensorBoard logs and the data builders' progress bar.
         "pretraining": ["tensorboard>=2.16", "tqdm>=4"],
         # Baselines for benchmarks/train_step.py only; never needed by the package.
         "bench": ["keras-hub>=0.20"],

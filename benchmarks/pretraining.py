@@ -34,7 +34,8 @@ from data_utils import load_dataset, serialize  # noqa: E402
 
 from bert4keras_ext.models import build_transformer_model  # noqa: E402
 from common import StepTimer, matmul_peak_flops  # noqa: E402
-from pretraining import argument_parser, prepare  # noqa: E402
+from options import argument_parser  # noqa: E402
+from tf_route import prepare  # noqa: E402
 
 LAYERS, HIDDEN, HEADS, INTERMEDIATE, VOCAB = 4, 768, 12, 3072, 21128
 BATCH, LENGTH = 8, 256

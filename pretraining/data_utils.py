@@ -1,4 +1,5 @@
-"""Raw text -> TFRecord shards for pretraining, and the tf.data pipeline that reads them back.
+"""Raw text -> TFRecord shards (the TensorFlow route) or ArrayRecord shards (the JAX route) for
+pretraining, and the tf.data pipeline that reads TFRecords back.
 
 Three modes (as bert4keras's `pretraining/data_utils.py`):
 - `roberta`: masked LM with whole-word masking. 15% of the words are chosen; each token of a
@@ -17,31 +18,31 @@ continuations, so each Chinese character is its own word. Dynamic masking writes
 (seed, repeat, group), so the shards are the same for a given seed whatever the worker count.
 
     python pretraining/data_utils.py --mode roberta --vocab vocab.txt --seq-len 512 \
-        --repeats 10 --workers 8 --output corpus/train corpus/*.txt
+        --repeats 10 --workers 8 --output corpus/train corpus/*.txt [--format arrayrecord]
+    python pretraining/data_utils.py --mode roberta --seq-len 512 \
+        --convert 'corpus/train-*.tfrecord' --output corpus/train   # TFRecord -> ArrayRecord
 """
 import argparse
-import json
-import os
 import re
 
+import array_records
 import numpy as np
-import tensorflow as tf
+from manifest import check_shards as check_manifests
+from manifest import manifest_entries, write_manifest
+from objective import FEATURES, MODES, check_mode, training_example
+
+try:
+    import tensorflow as tf
+except ImportError:  # ArrayRecord shards (the JAX route's) are written without TensorFlow
+    tf = None
 
 from bert4keras_ext.backend import check_positive_int
 from bert4keras_ext.data import parallel_apply
 from bert4keras_ext.tokenizers import Tokenizer
 
-MODES = ("roberta", "gpt", "unilm")
-FEATURES = {"roberta": ("token_ids", "mask_ids"), "gpt": ("token_ids",),
-            "unilm": ("token_ids", "segment_ids")}
 # End marks split anywhere; `.` only before whitespace (English sentences), so that 3.14 and
 # URLs stay whole.
 SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|(?<=\.)\s+")
-
-
-def check_mode(mode):
-    if mode not in MODES:
-        raise ValueError(f"`mode` must be one of {MODES}; received {mode!r}.")
 
 
 def split_sentences(document):
@@ -188,10 +189,11 @@ def read_documents(paths):
 
 
 def build_records(documents, builder, output_prefix, repeats=1, seed=0, shards=1, workers=1,
-                  group_size=10, progress=True):
-    """Writes `shards` TFRecord files `{output_prefix}-{i:05d}-of-{shards:05d}.tfrecord`
-    and `{output_prefix}.manifest.json` (mode, sequence length, records and bytes per shard,
-    which `check_shards` compares with the files before training).
+                  group_size=10, progress=True, shard_format="tfrecord"):
+    """Writes `shards` files `{output_prefix}-{i:05d}-of-{shards:05d}.tfrecord` (TFRecord, for
+    the TensorFlow route) or `.arrayrecord` (`shard_format='arrayrecord'`, for the JAX route;
+    no TensorFlow needed) and `{output_prefix}.manifest.json` (mode, sequence length, records
+    and bytes per shard, which `check_shards` compares with the files before training).
 
     The corpus is written `repeats` times (a new mask each time), in groups of `group_size`
     documents, group k going to shard k % shards. Returns the paths and the instance count.
@@ -206,10 +208,20 @@ def build_records(documents, builder, output_prefix, repeats=1, seed=0, shards=1
     def make(task):
         repeat, index = task
         rng = np.random.default_rng([seed, repeat, index])
-        return [serialize(instance) for instance in builder(groups[index], rng)]
+        return [encode(instance) for instance in builder(groups[index], rng)]
 
-    paths = [f"{output_prefix}-{i:05d}-of-{shards:05d}.tfrecord" for i in range(shards)]
-    writers = [tf.io.TFRecordWriter(path) for path in paths]
+    if shard_format == "tfrecord":
+        encode, suffix, writer_class = serialize, ".tfrecord", tf.io.TFRecordWriter
+    elif shard_format == "arrayrecord":
+        suffix, writer_class = array_records.SUFFIX, array_records.ShardWriter
+
+        def encode(instance):
+            return array_records.encode(instance, builder.mode)
+    else:
+        raise ValueError(f"`shard_format` must be 'tfrecord' or 'arrayrecord'; received "
+                         f"{shard_format!r}.")
+    paths = [f"{output_prefix}-{i:05d}-of-{shards:05d}{suffix}" for i in range(shards)]
+    writers = [writer_class(path) for path in paths]
     bar = _progress_bar(len(tasks), progress)
     counts = {"groups": 0, "sequences": 0}
     per_shard = [0] * shards
@@ -240,60 +252,17 @@ def build_records(documents, builder, output_prefix, repeats=1, seed=0, shards=1
     return paths, counts["sequences"]
 
 
-def write_manifest(output_prefix, mode, seq_len, paths, records):
-    """`{output_prefix}.manifest.json`: mode, sequence length and each shard's record count
-    and size, which `check_shards` verifies and `load_dataset` uses to find positions."""
-    manifest = {"mode": mode, "seq_len": seq_len,
-                "shards": {os.path.basename(path): {"records": count,
-                                                    "bytes": tf.io.gfile.stat(path).length}
-                           for path, count in zip(paths, records)}}
-    with tf.io.gfile.GFile(f"{output_prefix}.manifest.json", "w") as file:
-        json.dump(manifest, file, indent=1)
-
-
-def _manifest_entries(paths):
-    """{shard path: its manifest entry with the manifest's mode and seq_len} for the shards of
-    `paths` that a manifest in their folder describes."""
-    entries = {}
-    for folder in {os.path.dirname(path) for path in paths}:
-        for manifest_path in tf.io.gfile.glob(os.path.join(folder or ".", "*.manifest.json")):
-            with tf.io.gfile.GFile(manifest_path) as file:
-                manifest = json.load(file)
-            for name, entry in manifest["shards"].items():
-                entries[os.path.join(folder, name)] = dict(entry, mode=manifest["mode"],
-                                                           seq_len=manifest["seq_len"])
-    return entries
-
-
 def shard_record_counts(paths):
     """Records per shard: from the manifest, or counted by reading a shard that has none."""
-    entries = _manifest_entries(paths)
+    entries = manifest_entries(paths)
     return [entries[path]["records"] if path in entries
             else sum(1 for _ in tf.data.TFRecordDataset(path)) for path in paths]
 
 
 def check_shards(paths, mode, seq_len):
-    """Refuses shards that cannot give what training expects, naming the file: a size other
-    than its manifest's (truncated or changed after writing), another mode or sequence
-    length, or no records at all. Shards without a manifest are checked by their first
-    record."""
-    entries = _manifest_entries(paths)
-    records = 0
-    for path in paths:
-        entry = entries.get(path)
-        if entry is None:
-            entry = _first_record_entry(path)
-        elif tf.io.gfile.stat(path).length != entry["bytes"]:
-            raise ValueError(f"Shard {path} has {tf.io.gfile.stat(path).length} bytes; its "
-                             f"manifest says {entry['bytes']} (truncated or changed after "
-                             f"it was written).")
-        for key, wanted in (("mode", mode), ("seq_len", seq_len)):
-            if entry.get(key) is not None and entry[key] != wanted:
-                raise ValueError(f"Shard {path} was written with {key}={entry[key]!r}; "
-                                 f"training asks for {wanted!r}.")
-        records += entry["records"]
-    if not records:
-        raise ValueError(f"The {len(paths)} shard(s) hold no records.")
+    """`manifest.check_shards` for TFRecord shards; one without a manifest is checked by its
+    first record."""
+    check_manifests(paths, mode, seq_len, _first_record_entry)
 
 
 def _first_record_entry(path):
@@ -340,24 +309,6 @@ def _parsed(records, mode, seq_len):
                         for k, v in tf.io.parse_single_example(record, spec).items()},
         num_parallel_calls=tf.data.AUTOTUNE,
     )
-
-
-def training_example(features, mode):
-    """((token ids, segment ids), labels, weights) for one sequence; the loss is the weighted
-    mean of the token cross-entropies. roberta: masked positions predict the original token;
-    gpt: every next token; unilm: the next token inside segment 1."""
-    token_ids = features["token_ids"]
-    if mode == "roberta":
-        mask_ids = features["mask_ids"]
-        inputs = tf.where(mask_ids > 0, mask_ids - 1, token_ids)
-        return (inputs, tf.zeros_like(token_ids)), token_ids, tf.cast(mask_ids > 0, tf.float32)
-    next_ids = tf.concat([token_ids[1:], tf.zeros_like(token_ids[:1])], axis=0)
-    weights = tf.cast(next_ids > 0, tf.float32)
-    segment_ids = features.get("segment_ids", tf.zeros_like(token_ids))
-    if mode == "unilm":
-        next_segments = tf.concat([segment_ids[1:], tf.zeros_like(segment_ids[:1])], axis=0)
-        weights *= tf.cast(next_segments, tf.float32)
-    return (token_ids, segment_ids), next_ids, weights
 
 
 def load_dataset(pattern, mode, seq_len, batch_size, seed=0, shuffle_block=10000, skip=0):
@@ -415,19 +366,53 @@ def training_order(paths, counts, seed, block, skip=0):
     return first.concatenate(later)
 
 
+def convert_to_array_records(pattern, output_prefix, mode, seq_len):
+    """Writes the records of the TFRecord shards matching `pattern` as ArrayRecord shards
+    `{output_prefix}-{i:05d}-of-{n:05d}.arrayrecord` (one per TFRecord shard, records in the
+    same order) with their manifest; returns the paths and the record count."""
+    sources = sorted(tf.io.gfile.glob(pattern))
+    if not sources:
+        raise FileNotFoundError(f"No TFRecord files match {pattern!r}.")
+    check_shards(sources, mode, seq_len)
+    paths, counts = [], []
+    for index, source in enumerate(sources):
+        paths.append(f"{output_prefix}-{index:05d}-of-{len(sources):05d}{array_records.SUFFIX}")
+        writer, count = array_records.ShardWriter(paths[-1]), 0
+        try:
+            for features in parse_records([source], mode, seq_len).as_numpy_iterator():
+                writer.write(array_records.encode(features, mode))
+                count += 1
+        finally:
+            writer.close()
+        counts.append(count)
+    write_manifest(output_prefix, mode, seq_len, paths, counts)
+    return paths, sum(counts)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("inputs", nargs="+", help="text files, one document per line")
+    parser.add_argument("inputs", nargs="*", help="text files, one document per line")
     parser.add_argument("--mode", choices=MODES, required=True)
-    parser.add_argument("--vocab", required=True)
+    parser.add_argument("--vocab", help="vocab.txt (needed to build from text)")
+    parser.add_argument("--format", choices=("tfrecord", "arrayrecord"), default="tfrecord",
+                        help="shards for the TensorFlow route (tfrecord) or the JAX route")
+    parser.add_argument("--convert", metavar="GLOB",
+                        help="instead of text: write these TFRecord shards as ArrayRecord")
     parser.add_argument("--seq-len", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=10, help="copies with different masks")
     parser.add_argument("--shards", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--segmenter", choices=["none", "jieba"], default="none")
-    parser.add_argument("--output", required=True, help="prefix of the TFRecord files")
+    parser.add_argument("--output", required=True, help="prefix of the shard files")
     args = parser.parse_args(argv)
+    if args.convert:
+        paths, count = convert_to_array_records(args.convert, args.output, args.mode,
+                                                args.seq_len)
+        print(f"wrote {count} sequences to {len(paths)} file(s): {paths[0]} ...")
+        return
+    if not args.inputs or not args.vocab:
+        parser.error("building from text needs text files and --vocab")
     segmenter = None
     if args.segmenter == "jieba":
         try:
@@ -437,7 +422,8 @@ def main(argv=None):
         segmenter = jieba.lcut
     builder = InstanceBuilder(Tokenizer(args.vocab), args.mode, args.seq_len, segmenter)
     paths, count = build_records(read_documents(args.inputs), builder, args.output,
-                                 args.repeats, args.seed, args.shards, args.workers)
+                                 args.repeats, args.seed, args.shards, args.workers,
+                                 shard_format=args.format)
     print(f"wrote {count} sequences to {len(paths)} file(s): {paths[0]} ...")
 
 

@@ -1,13 +1,10 @@
-"""Resuming a pretraining run safely: the flags it was started with, and the newest checkpoint
-that can actually be read.
+"""Resuming a pretraining run safely, on both routes: the flags it was started with, and one
+run per directory.
 
-A run directory holds `run_flags.json` (the flags that fix what the checkpoints mean) and
-`ckpt-N.*` files. A rerun with other values for those flags is refused: the update count, the
-optimizer's slots, the data order or the learning-rate schedule would silently mean something
-else. A newest checkpoint that cannot be read (a deleted index, a truncated data file) is moved
-aside as `damaged-ckpt-N.*` and the run resumes from the newest one that restores; it never
-starts over while checkpoints exist, and never rotates a good checkpoint away because of a
-damaged one.
+A run directory holds `run_flags.json` (the flags that fix what the checkpoints mean). A rerun
+with other values for those flags is refused: the update count, the optimizer's slots, the
+data order or the learning-rate schedule would silently mean something else. (Each route
+restores the newest checkpoint that can actually be read: tf_route.py, jax_route.py.)
 
 Only one run may write a directory: the first start claims it with `run.lock` (the owner's pid
 and host); a second run is refused while the owner is alive, and a lock whose owner died
@@ -17,11 +14,10 @@ has taken since, saying which file to delete once that run is over.
 """
 import json
 import os
-import re
 import socket
 import sys
 
-import tensorflow as tf
+import files
 
 FLAGS_FILE = "run_flags.json"
 LOCK_FILE = "run.lock"
@@ -36,9 +32,8 @@ def check_run_flags(args, write):
     (`write`: the chief)."""
     path = os.path.join(args.model_dir, FLAGS_FILE)
     current = {name: getattr(args, name) for name in FIXED_FLAGS}
-    if tf.io.gfile.exists(path):
-        with tf.io.gfile.GFile(path) as file:
-            saved = json.load(file)
+    if files.exists(path):
+        saved = json.loads(files.read_text(path))
         changed = [f"--{name.replace('_', '-')} {current[name]!r} (the run used "
                    f"{saved[name]!r})" for name in FIXED_FLAGS
                    if name in saved and saved[name] != current[name]]
@@ -47,7 +42,7 @@ def check_run_flags(args, write):
                              f"flags: {'; '.join(changed)}. Rerun with the same flags to "
                              f"resume, or use a new --model-dir.")
     elif write:
-        tf.io.gfile.makedirs(args.model_dir)
+        files.makedirs(args.model_dir)
         write_atomically(path, json.dumps(current, indent=1))
 
 
@@ -57,7 +52,7 @@ def lock_model_dir(model_dir):
     path = os.path.join(model_dir, LOCK_FILE)
     owner = {"pid": os.getpid(), "host": socket.gethostname()}
     try:
-        tf.io.gfile.makedirs(model_dir)
+        files.makedirs(model_dir)
         while not _create_new(path, json.dumps(owner)):
             holder = _read_lock(path)
             if holder == owner:
@@ -68,12 +63,12 @@ def lock_model_dir(model_dir):
                     f"{holder['host']} (its lock file {path}); two runs would overwrite each "
                     "other's checkpoints. Wait for it to end or use another --model-dir; if "
                     f"that run has ended (its pid now another program's), delete {path}.")
-            if tf.io.gfile.exists(path):  # (not released in the meantime)
+            if files.exists(path):  # (not released in the meantime)
                 print(f"taking over {path}: its owner " + (
                     f"(process {holder['pid']} on {holder['host']})" if holder
                     else "(unreadable)") + " is no longer running", file=sys.stderr)
-                tf.io.gfile.remove(path)
-    except (OSError, tf.errors.OpError) as error:
+                files.remove(path)
+    except files.ERRORS as error:
         raise ValueError(f"`--model-dir` {model_dir!r} cannot be written: "
                          f"{type(error).__name__}: {str(error).splitlines()[0]}") from None
     return path
@@ -82,33 +77,31 @@ def lock_model_dir(model_dir):
 def unlock_model_dir(path):
     """Removes the lock file `path` if this process holds it."""
     if _read_lock(path) == {"pid": os.getpid(), "host": socket.gethostname()}:
-        tf.io.gfile.remove(path)
+        files.remove(path)
 
 
 def _create_new(path, text):
     """Writes `text` to `path` whole, only if `path` does not exist; returns whether it did."""
     temporary = f"{path}.{os.getpid()}.tmp"
-    with tf.io.gfile.GFile(temporary, "w") as file:
-        file.write(text)
+    files.write_text(temporary, text)
     try:
         if "://" in path:  # object stores: no atomic create, the check and the move are close
-            tf.io.gfile.rename(temporary, path, overwrite=False)
+            files.rename(temporary, path, overwrite=False)
         else:
             os.link(temporary, path)  # fails if `path` exists, atomically
         return True
-    except (FileExistsError, tf.errors.AlreadyExistsError):
+    except files.EXISTS_ERRORS:
         return False
     finally:
-        if tf.io.gfile.exists(temporary):
-            tf.io.gfile.remove(temporary)
+        if files.exists(temporary):
+            files.remove(temporary)
 
 
 def _read_lock(path):
     try:
-        with tf.io.gfile.GFile(path) as file:
-            holder = json.load(file)
+        holder = json.loads(files.read_text(path))
         return {"pid": int(holder["pid"]), "host": str(holder["host"])}
-    except (OSError, tf.errors.OpError, ValueError, KeyError, TypeError):
+    except (*files.ERRORS, ValueError, KeyError, TypeError):
         return None
 
 
@@ -129,52 +122,5 @@ def _alive(holder):
 def write_atomically(path, text):
     """Writes a file whole or not at all (a temporary file renamed over it)."""
     temporary = path + ".tmp"
-    with tf.io.gfile.GFile(temporary, "w") as file:
-        file.write(text)
-    tf.io.gfile.rename(temporary, path, overwrite=True)
-
-
-def checkpoint_prefixes(model_dir):
-    """`ckpt-N` prefixes with any file in `model_dir`, newest first (the state file may be
-    missing or name a checkpoint whose files are gone)."""
-    numbers = set()
-    for path in tf.io.gfile.glob(os.path.join(model_dir, "ckpt-*")):
-        match = re.fullmatch(r"ckpt-(\d+)\..+", os.path.basename(path))
-        if match:
-            numbers.add(int(match.group(1)))
-    return [os.path.join(model_dir, f"ckpt-{n}") for n in sorted(numbers, reverse=True)]
-
-
-def restore_newest_good(checkpoint, prefixes, chief):
-    """Restores the newest readable checkpoint of `prefixes` and returns its prefix; the
-    newer, damaged ones are moved aside (by the chief) and named on stderr. Raises if none
-    restores, with each checkpoint's error."""
-    errors = []
-    for prefix in prefixes:
-        try:
-            checkpoint.restore(prefix).assert_existing_objects_matched()
-        except (tf.errors.OpError, IndexError, ValueError, AssertionError) as error:
-            errors.append((prefix, f"{type(error).__name__}: {str(error).splitlines()[0]}"))
-            continue
-        if errors:
-            print(f"resuming from {prefix}: newer checkpoints could not be read and were moved "
-                  f"aside as damaged-*: " + "; ".join(f"{p} ({e})" for p, e in errors),
-                  file=sys.stderr)
-            if chief:
-                _set_aside([p for p, _ in errors], prefix, prefixes)
-        return prefix
-    raise ValueError("No checkpoint in `--model-dir` could be restored: " +
-                     "; ".join(f"{p}: {e}" for p, e in errors))
-
-
-def _set_aside(damaged, restored, prefixes):
-    for prefix in damaged:
-        folder, name = os.path.split(prefix)
-        for path in tf.io.gfile.glob(prefix + ".*"):
-            suffix = os.path.basename(path)[len(name):]
-            tf.io.gfile.rename(path, os.path.join(folder, f"damaged-{name}{suffix}"),
-                               overwrite=True)
-    # The state file lists only readable checkpoints, oldest first, so rotation counts them.
-    kept = [p for p in reversed(prefixes) if p not in damaged]
-    tf.compat.v1.train.update_checkpoint_state(os.path.dirname(restored), restored,
-                                               all_model_checkpoint_paths=kept)
+    files.write_text(temporary, text)
+    files.rename(temporary, path, overwrite=True)

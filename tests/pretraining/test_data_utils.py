@@ -17,14 +17,14 @@ from data_utils import (  # noqa: E402
     Masking,
     build_records,
     load_dataset,
-    shard_record_counts,
-    training_order,
     pack_words,
     parse_records,
     read_documents,
     sentence_words,
+    shard_record_counts,
     split_sentences,
     training_example,
+    training_order,
 )
 
 from bert4keras_ext.tokenizers import Tokenizer  # noqa: E402

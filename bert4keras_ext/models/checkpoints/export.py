@@ -31,11 +31,18 @@ def described(model):
 
 
 def write_original_checkpoint(tensors, path):
-    """Writes `{original name: array}` as a TF1 name-based checkpoint at prefix `path`."""
-    import tensorflow as tf
-
+    """Writes `{original name: array}` as a TF1 name-based checkpoint at prefix `path`, or,
+    for a `path` ending in `.safetensors`, as a safetensors file under the same names (no
+    TensorFlow needed; `CheckpointReader` reads both)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
+    if path.endswith(".safetensors"):
+        from safetensors.numpy import save_file
+
+        save_file({name: np.ascontiguousarray(value) for name, value in tensors.items()}, path)
+        return
+    import tensorflow as tf
+
     with tf.Graph().as_default():
         variables = [
             tf.compat.v1.Variable(np.asarray(value), name=name, dtype=np.asarray(value).dtype)
@@ -51,7 +58,8 @@ def save_checkpoint(model, path, family=None, config_path=None):
     """Saves the weights of `model` under its family's original TF names at prefix `path`.
 
     `family` is a `model=` name (default: the family the model was built as). Writes
-    `path.index` / `path.data-*`, and the config beside them as `bert_config.json` (or at
+    `path.index` / `path.data-*` (a `path` ending in `.safetensors`: that file, under the same
+    names, without TensorFlow), and the config beside them as `bert_config.json` (or at
     `config_path`), so `build_transformer_model(config,
     path, model=family)`, bert4keras and the family's own tools read them and compute what
     `model` computes. Every weight is written: a model with weights the family's format has no

@@ -14,7 +14,9 @@ class CheckpointReader:
 
             self._file = safe_open(self.path, framework="numpy")
             self._names = set(self._file.keys())
-            self.naming = "hugging_face"
+            # Original (TF) names are paths ("bert/embeddings/..."); Hugging Face's use dots.
+            self.naming = ("original" if self._names and all("/" in n for n in self._names)
+                           else "hugging_face")
             self._get = self._file.get_tensor
         else:
             if not os.path.exists(self.path + ".index"):
