@@ -132,7 +132,9 @@ class Pretrainer:
         self.chief = jax.process_index() == 0
         keras.utils.set_random_seed(args.seed)
         check_run_flags(args, write=self.chief)
-        self.checkpoint_dir = os.path.join(os.path.abspath(args.model_dir), "checkpoints")
+        model_dir = args.model_dir if "://" in args.model_dir else os.path.abspath(
+            args.model_dir)  # Orbax wants absolute paths; gs:// ones it reads itself
+        self.checkpoint_dir = os.path.join(model_dir, "checkpoints")
         self.manager = ocp.CheckpointManager(self.checkpoint_dir, options=(
             ocp.CheckpointManagerOptions(max_to_keep=3, create=True,
                                          enable_async_checkpointing=args.async_checkpoints)))
@@ -438,27 +440,3 @@ def release(trainer):
     trainer.manager.close()
     if trainer.lock:
         unlock_model_dir(trainer.lock)
-
-
-def train(trainer):
-    """Trains, and exports once `--total-steps` is reached; returns the logged records."""
-    records = trainer.run()
-    if trainer.update >= trainer.args.total_steps:
-        path = trainer.export()
-        if path:
-            print(f"exported the final weights to {path}")
-    return records
-
-
-def main(args, parser):
-    """Runs `pretraining.py` on JAX with the parsed `args`; flag errors go to `parser.error`."""
-    try:
-        trainer = prepare(args)
-    except (ValueError, FileNotFoundError) as error:
-        parser.error(str(error))
-    try:
-        train(trainer)
-    except (FloatingPointError, ValueError, OSError) as error:
-        sys.exit(f"error: {error}")
-    finally:
-        release(trainer)

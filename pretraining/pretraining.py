@@ -28,11 +28,32 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from options import argument_parser  # noqa: E402
 
 
+def train(trainer):
+    """Trains a route's prepared run, and exports once `--total-steps` is reached; returns the
+    logged records."""
+    records = trainer.run()
+    if trainer.update >= trainer.args.total_steps:
+        path = trainer.export()
+        if path:
+            print(f"exported the final weights to {path}")
+    return records
+
+
 def main(argv=None):
     parser = argument_parser()
     args = parser.parse_args(argv)
-    route = "jax_route" if keras.backend.backend() == "jax" else "tf_route"
-    importlib.import_module(route).main(args, parser)
+    route = importlib.import_module("jax_route" if keras.backend.backend() == "jax"
+                                    else "tf_route")
+    try:
+        trainer = route.prepare(args)
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(str(error))
+    try:
+        train(trainer)
+    except (FloatingPointError, ValueError, OSError) as error:
+        sys.exit(f"error: {error}")
+    finally:
+        route.release(trainer)
 
 
 if __name__ == "__main__":

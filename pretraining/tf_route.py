@@ -13,11 +13,11 @@ accuracy are summed on the devices until the next log.
 Preemption-safe: every `--checkpoint-every` updates it saves model, optimizer (accumulators and
 EMA included), dropout seeds and the data position, and a rerun with the same `--model-dir` and
 flags resumes from the newest readable checkpoint (`restore_newest_good`). A `--model-dir`
-that another live run holds, or that cannot be written, is refused before training; a checkpoint that cannot
-be written (a full disk) ends the run with an error naming `--model-dir`, the earlier
-checkpoints intact. The data order is a function of
-the seed, so resuming finds its place from the shards' record counts instead of reading past
-what was trained on. A non-finite loss for `--nonfinite-patience` micro-steps in a row, or
+that another live run holds, or that cannot be written, is refused before training; a
+checkpoint that cannot be written (a full disk) ends the run with an error naming
+`--model-dir`, the earlier checkpoints intact. The data order is a function of the seed, so
+resuming finds its place from the shards' record counts instead of reading past what was
+trained on. A non-finite loss for `--nonfinite-patience` micro-steps in a row, or
 non-finite weights at a checkpoint, stops the run with an error before anything non-finite is
 saved. At the end it exports the weights (the EMA ones with `--ema`) as an original-format BERT
 checkpoint.
@@ -368,28 +368,3 @@ def release(trainer):
     """Removes the run's claim on `--model-dir`."""
     if trainer.lock:
         unlock_model_dir(trainer.lock)
-
-
-def train(trainer):
-    """Trains, and exports once `--total-steps` is reached; returns the logged records."""
-    records = trainer.run()
-    if trainer.update >= trainer.args.total_steps:
-        path = trainer.export()
-        if path:
-            print(f"exported the final weights to {path}")
-    return records
-
-
-def main(args, parser):
-    """Runs `pretraining.py` on TensorFlow with the parsed `args`; flag errors go to
-    `parser.error`."""
-    try:
-        trainer = prepare(args)
-    except (ValueError, FileNotFoundError) as error:
-        parser.error(str(error))
-    try:
-        train(trainer)
-    except (FloatingPointError, ValueError, OSError) as error:
-        sys.exit(f"error: {error}")
-    finally:
-        release(trainer)

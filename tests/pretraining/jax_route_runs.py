@@ -23,10 +23,10 @@ if sys.argv[1] != "train":
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from jax_route import prepare, release, train  # noqa: E402
+from jax_route import prepare, release  # noqa: E402
 from options import argument_parser  # noqa: E402
 
-from pretraining import main  # noqa: E402
+from pretraining import main, train  # noqa: E402
 
 SEQ_LEN = 32
 

@@ -20,11 +20,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 import toy_corpus  # noqa: E402
 from data_utils import InstanceBuilder, build_records  # noqa: E402
 from options import argument_parser  # noqa: E402
-from tf_route import prepare, release, train  # noqa: E402
+from tf_route import prepare, release  # noqa: E402
 
 from bert4keras_ext.models import build_transformer_model  # noqa: E402
 from bert4keras_ext.tokenizers import Tokenizer  # noqa: E402
-from pretraining import main  # noqa: E402
+from pretraining import main, train  # noqa: E402
 
 SEQ_LEN = 32
 
