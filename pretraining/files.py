@@ -1,7 +1,7 @@
 """The file operations pretraining's small files need (run flags, the lock, shard manifests),
-on local disks and object stores: `tf.io.gfile` on the TensorFlow route, `etils.epath` (which
-orbax-checkpoint installs; gs:// through gcsfs) on the JAX route, so that route never imports
-TensorFlow."""
+on local disks and object stores: `tf.io.gfile` on the TensorFlow route; on the JAX route, which
+never imports TensorFlow, pathlib for local paths and `etils.epath` (installed with
+orbax-checkpoint; gs:// through gcsfs) for URLs."""
 import glob as local_glob
 import os
 
@@ -29,39 +29,50 @@ if keras.backend.backend() == "tensorflow":
     def size(path):
         return tf.io.gfile.stat(path).length
 else:
-    from etils import epath
+    import pathlib
 
     ERRORS = (OSError,)
     EXISTS_ERRORS = (FileExistsError,)
 
+    def _path(path):
+        """A local path as it is; an object-store URL through etils.epath (gs:// needs
+        gcsfs)."""
+        if "://" in str(path):
+            from etils import epath
+
+            return epath.Path(path)
+        return pathlib.Path(path)
+
     def exists(path):
-        return epath.Path(path).exists()
+        return _path(path).exists()
 
     def makedirs(path):
-        epath.Path(path).mkdir(parents=True, exist_ok=True)
+        _path(path).mkdir(parents=True, exist_ok=True)
 
     def remove(path):
-        epath.Path(path).unlink()
+        _path(path).unlink()
 
     def glob(pattern):
         if "://" not in pattern:
             return local_glob.glob(pattern)
         folder, name = os.path.split(pattern)
-        return [str(path) for path in epath.Path(folder).glob(name)]
+        return [str(path) for path in _path(folder).glob(name)]
 
     def read_text(path):
-        return epath.Path(path).read_text()
+        return _path(path).read_text(encoding="utf-8")
 
     def write_text(path, text):
-        epath.Path(path).write_text(text)
+        _path(path).write_text(text, encoding="utf-8")
 
     def rename(source, target, overwrite):
-        if not overwrite and exists(target):
-            raise FileExistsError(target)
         if overwrite:
-            epath.Path(source).replace(target)
+            _path(source).replace(target)
+        elif exists(target):
+            raise FileExistsError(target)
         else:
-            epath.Path(source).rename(target)
+            _path(source).rename(target)
 
     def size(path):
-        return epath.Path(path).stat().length
+        if "://" in path:
+            return _path(path).stat().length
+        return os.path.getsize(path)

@@ -1,10 +1,11 @@
 """Runs of the JAX pretraining route in a fresh process (the device count is fixed when JAX
 starts), with TensorFlow made unimportable, for test_jax_route.py:
 
-    python jax_route_runs.py CHECK FOLDER   # CHECK: meshes or resume; FOLDER: the toy corpus
-    python jax_route_runs.py train ARGS...   # pretraining.py's command line
+    python jax_route_runs.py CHECKS FOLDER   # CHECKS: a comma-separated list of CHECKS' keys
+    python jax_route_runs.py train ARGS...    # pretraining.py's command line
+    python jax_route_runs.py killed N ARGS... # the same, killed (SIGKILL) once update N is saved
 
-Each check prints one JSON line of its measurements."""
+FOLDER holds the toy corpus. The last line printed is a JSON object {check: measurements}."""
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).parents[2] / "pretraining"))
 
 import jax  # noqa: E402
 
-if sys.argv[1] != "train":
+if sys.argv[1] not in ("train", "killed"):
     jax.config.update("jax_num_cpu_devices", 8)
 
 import keras  # noqa: E402
@@ -31,10 +32,10 @@ from pretraining import main, train  # noqa: E402
 SEQ_LEN = 32
 
 
-def flags(folder, model_dir, *extra):
+def flags(folder, model_dir, *extra, mode="roberta"):
     return argument_parser().parse_args([
-        "--mode", "roberta", "--config", str(folder / "config.json"), "--seq-len", str(SEQ_LEN),
-        "--data", str(folder / "roberta-*.arrayrecord"), "--model-dir", str(model_dir),
+        "--mode", mode, "--config", str(folder / "config.json"), "--seq-len", str(SEQ_LEN),
+        "--data", str(folder / f"{mode}-*.arrayrecord"), "--model-dir", str(model_dir),
         "--log-every", "1", *extra])
 
 
@@ -81,10 +82,48 @@ def check_meshes(folder):
             sharded = str(kernel.value.sharding.spec)
         release(trainer)
     one, losses = runs["one"]
-    print(json.dumps({
-        "eight": largest_difference(one, runs["eight"][0]),
-        "mesh": largest_difference(one, runs["mesh"][0]),
-        "losses": losses, "mesh_losses": runs["mesh"][1], "sharded": sharded}))
+    return {"eight": largest_difference(one, runs["eight"][0]),
+            "mesh": largest_difference(one, runs["mesh"][0]),
+            "losses": losses, "mesh_losses": runs["mesh"][1], "sharded": sharded}
+
+
+def check_modes(folder):
+    """unilm with AdaFactor and gpt with Adam (EMA on): one device vs 8, 3 updates."""
+    results = {}
+    for mode, optimizer in (("unilm", "adafactor"), ("gpt", "adam")):
+        runs = []
+        for devices in (1, 8):
+            trainer = prepare(flags(folder, folder / f"{mode}-{devices}", "--global-batch-size",
+                                    "16", "--grad-accum-steps", "1", "--optimizer", optimizer,
+                                    "--lr", "1e-2", "--warmup-steps", "0", "--total-steps", "3",
+                                    "--ema", "0.5", "--checkpoint-every", "100", mode=mode),
+                              data_parallel(devices))
+            records = train(trainer)
+            release(trainer)
+            runs.append((weights(trainer), [r["loss"] for r in records]))
+        results[mode] = {"difference": largest_difference(runs[0][0], runs[1][0]),
+                         "losses": runs[0][1], "losses_eight": runs[1][1]}
+    return results
+
+
+def check_nonfinite(folder):
+    """Weights made NaN: the run stops after --nonfinite-patience non-finite micro-steps, and
+    neither a checkpoint nor an export is written."""
+    trainer = prepare(flags(folder, folder / "nonfinite", "--global-batch-size", "8",
+                            "--grad-accum-steps", "1", "--total-steps", "8", "--warmup-steps",
+                            "1", "--nonfinite-patience", "3"), data_parallel(2))
+    trainer.state["trainable"][0] = trainer.state["trainable"][0] * np.nan
+    errors = []
+    for action in (trainer.run, trainer.save, trainer.export):
+        try:
+            action()
+            errors.append(None)
+        except FloatingPointError as error:
+            errors.append(str(error))
+    release(trainer)
+    written = [p.name for p in (folder / "nonfinite").rglob("*")
+               if p.parent.name in ("checkpoints", "export")]
+    return {"update": trainer.update, "errors": errors, "written": written}
 
 
 def check_resume(folder):
@@ -120,15 +159,40 @@ def check_resume(folder):
             path.write_bytes(b"\0" * 16)
     resumed = run("cut", 2)
     moved = run("moved", 4)
-    print(json.dumps({
-        "starts": starts, "bit_identical": all(
-            np.array_equal(a, b) for a, b in zip(weights(whole), weights(resumed))),
-        "checkpoints": sorted(p.name for p in checkpoints.iterdir()),
-        "other_device_count": largest_difference(weights(whole), weights(moved))}))
+    return {"starts": starts, "bit_identical": all(
+                np.array_equal(a, b) for a, b in zip(weights(whole), weights(resumed))),
+            "checkpoints": sorted(p.name for p in checkpoints.iterdir()),
+            "other_device_count": largest_difference(weights(whole), weights(moved))}
+
+
+CHECKS = {"meshes": check_meshes, "modes": check_modes, "nonfinite": check_nonfinite,
+          "resume": check_resume}
+
+
+def killed_after(update, argv):
+    """pretraining.py's `argv`, ended by SIGKILL (no cleanup: the lock stays) right after the
+    checkpoint of `update` is written."""
+    import signal
+
+    import jax_route
+
+    save = jax_route.Pretrainer.save
+
+    def save_then_die(trainer):
+        save(trainer)
+        if trainer.update == update:
+            trainer.manager.wait_until_finished()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    jax_route.Pretrainer.save = save_then_die
+    main(argv)
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "train":
         main(sys.argv[2:])
+    elif sys.argv[1] == "killed":
+        killed_after(int(sys.argv[2]), sys.argv[3:])
     else:
-        {"meshes": check_meshes, "resume": check_resume}[sys.argv[1]](Path(sys.argv[2]))
+        results = {name: CHECKS[name](Path(sys.argv[2])) for name in sys.argv[1].split(",")}
+        print("\n" + json.dumps(results))  # after the progress bar's unended line
