@@ -21,19 +21,12 @@ demo: $(STAMP)
 	cd examples && TF_CPP_MIN_LOG_LEVEL=2 ../$(BIN)/python task_seq2seq_math_word_problem.py --output /tmp/bert4keras_ext_demo.weights.h5
 
 # The whole suite on TensorFlow, then the backend-neutral tests again on JAX (TensorFlow blocked),
-# each in TEST_WORKERS processes (pytest-xdist; a test module stays in one process). JAX keeps
-# its compiled programs in a fresh on-disk cache, so the many identical small programs of the
-# JAX run compile once (the cache keys on the program and the flags: results are unchanged).
+# each in TEST_WORKERS processes (pytest-xdist; a test module stays in one process).
 TEST_WORKERS ?= 2
-JAX_CACHE := $(VENV)/jax_test_cache
 test: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
-	rm -rf $(JAX_CACHE)
-	KERAS_BACKEND=jax JAX_COMPILATION_CACHE_DIR=$(JAX_CACHE) \
-		JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 \
-		$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile \
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile \
 		-m backend_neutral -p no:cacheprovider tests
-	rm -rf $(JAX_CACHE)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[cpu,bench]'
