@@ -47,7 +47,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import array_records  # noqa: E402
 import files  # noqa: E402
-from manifest import check_shards, manifest_entries  # noqa: E402
+from manifest import check_shards  # noqa: E402
 from objective import (  # noqa: E402
     APPLICATIONS,
     FEATURES,
@@ -90,12 +90,12 @@ def start_processes(args):
                                    process_id=args.process_id)
 
 
-def make_distribution(args, vocab_size):
-    """`DataParallel` over all devices, or with `--model-parallel M` a `ModelParallel` over a
-    (devices / M, M) ("batch", "model") mesh sharding the kernels of MODEL_PARALLEL_LAYOUT (and
-    the token embeddings by vocabulary row where M divides the vocabulary)."""
-    devices = jax.devices()
-    model_parallel = args.model_parallel
+def make_distribution(model_parallel, vocab_size, devices=None):
+    """`DataParallel` over `devices` (default: all of every process), or with `model_parallel`
+    M > 1 a `ModelParallel` over a (devices / M, M) ("batch", "model") mesh sharding the kernels
+    of MODEL_PARALLEL_LAYOUT (and the token embeddings by vocabulary row where M divides the
+    vocabulary)."""
+    devices = jax.devices() if devices is None else devices
     if len(devices) % model_parallel:
         raise ValueError(f"`--model-parallel` ({model_parallel}) must divide the number of "
                          f"devices ({len(devices)}).")
@@ -410,10 +410,7 @@ def check_args(args):
         raise ValueError(f"The JAX route reads ArrayRecord shards ({array_records.SUFFIX}, "
                          f"data_utils.py --format arrayrecord or --convert); `--data` matches "
                          f"{wrong[:3]}.")
-    check_shards(shards, args.mode, args.seq_len)
-    missing = [path for path in shards if path not in manifest_entries(shards)]
-    if missing:
-        raise ValueError(f"Shards without a manifest: {missing[:3]}.")
+    check_shards(shards, args.mode, args.seq_len)  # a shard without a manifest is refused
 
 
 def prepare(args, distribution=None):
@@ -422,7 +419,8 @@ def prepare(args, distribution=None):
     check_args(args)
     if distribution is None:
         start_processes(args)
-        distribution = make_distribution(args, load_config(args.config)["vocab_size"])
+        distribution = make_distribution(args.model_parallel,
+                                         load_config(args.config)["vocab_size"])
     micro_batch_size(args, distribution.device_mesh.shape[0])  # its error before the lock
     lock = lock_model_dir(args.model_dir) if jax.process_index() == 0 else None
     try:

@@ -16,15 +16,16 @@ from pathlib import Path
 sys.modules["tensorflow"] = None
 os.environ["KERAS_BACKEND"] = "jax"
 sys.path.insert(0, str(Path(__file__).parents[2] / "pretraining"))
+sys.path.insert(0, str(Path(__file__).parent))
 
 import jax  # noqa: E402
 
 if sys.argv[1] not in ("train", "killed"):
     jax.config.update("jax_num_cpu_devices", 8)
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from jax_route import prepare, release  # noqa: E402
+import toy_corpus  # noqa: E402
+from jax_route import make_distribution, prepare, release  # noqa: E402
 from options import argument_parser  # noqa: E402
 
 from pretraining import main, train  # noqa: E402
@@ -39,20 +40,15 @@ def flags(folder, model_dir, *extra, mode="roberta"):
         "--log-every", "1", *extra])
 
 
+VOCAB_SIZE = len(toy_corpus.vocabulary())
+
+
 def data_parallel(count):
-    mesh = keras.distribution.DeviceMesh((count,), ("batch",), jax.devices()[:count])
-    return keras.distribution.DataParallel(device_mesh=mesh)
+    return make_distribution(1, VOCAB_SIZE, jax.devices()[:count])
 
 
 def model_parallel(batch, model):
-    devices = jax.devices()[:batch * model]
-    mesh = keras.distribution.DeviceMesh((batch, model), ("batch", "model"), devices)
-    layout = keras.distribution.LayoutMap(mesh)
-    import jax_route
-
-    for pattern, axes in jax_route.MODEL_PARALLEL_LAYOUT:
-        layout[pattern] = axes
-    return keras.distribution.ModelParallel(layout_map=layout, batch_dim_name="batch")
+    return make_distribution(model, VOCAB_SIZE, jax.devices()[:batch * model])
 
 
 def weights(trainer):
