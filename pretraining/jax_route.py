@@ -66,7 +66,7 @@ from options import (  # noqa: E402
 from bert4keras_ext.models import build_transformer_model  # noqa: E402
 from bert4keras_ext.models.checkpoints import save_as_bert_checkpoint  # noqa: E402
 from bert4keras_ext.models.config import load_config  # noqa: E402
-from resume import check_run_flags, lock_model_dir, unlock_model_dir  # noqa: E402
+from resume import build_with_lock, check_run_flags, unlock_model_dir  # noqa: E402
 
 # Kernels sharded over the "model" axis: (variable path pattern, axes).
 MODEL_PARALLEL_LAYOUT = (
@@ -422,15 +422,8 @@ def prepare(args, distribution=None):
         distribution = make_distribution(args.model_parallel,
                                          load_config(args.config)["vocab_size"])
     micro_batch_size(args, distribution.device_mesh.shape[0])  # its error before the lock
-    lock = lock_model_dir(args.model_dir) if jax.process_index() == 0 else None
-    try:
-        trainer = Pretrainer(args, distribution)
-    except BaseException:
-        if lock:
-            unlock_model_dir(lock)
-        raise
-    trainer.lock = lock
-    return trainer
+    return build_with_lock(args.model_dir, jax.process_index() == 0,
+                           lambda: Pretrainer(args, distribution))
 
 
 def release(trainer):

@@ -74,6 +74,20 @@ def lock_model_dir(model_dir):
     return path
 
 
+def build_with_lock(model_dir, claim, build):
+    """`build()`'s result (a run), with `model_dir` claimed first when `claim` (the run's chief)
+    and given back if building fails; the lock's path (or None) is the result's `lock`."""
+    lock = lock_model_dir(model_dir) if claim else None
+    try:
+        run = build()
+    except BaseException:
+        if lock:
+            unlock_model_dir(lock)
+        raise
+    run.lock = lock
+    return run
+
+
 def unlock_model_dir(path):
     """Removes the lock file `path` if this process holds it."""
     if _read_lock(path) == {"pid": os.getpid(), "host": socket.gethostname()}:

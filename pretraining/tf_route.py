@@ -46,7 +46,7 @@ from options import (  # noqa: E402
 
 from bert4keras_ext.models import build_transformer_model  # noqa: E402
 from bert4keras_ext.models.checkpoints import save_as_bert_checkpoint  # noqa: E402
-from resume import check_run_flags, lock_model_dir, unlock_model_dir  # noqa: E402
+from resume import build_with_lock, check_run_flags, unlock_model_dir  # noqa: E402
 
 
 def check_args(args):
@@ -353,15 +353,8 @@ def prepare(args, strategy=None):
     check_args(args)
     strategy = strategy or make_strategy(args.strategy, args.tpu, args.cpu_replicas)
     micro_batch_size(args, strategy.num_replicas_in_sync)  # its error comes before the lock
-    lock = lock_model_dir(args.model_dir) if is_chief(strategy) else None
-    try:
-        trainer = Pretrainer(args, strategy)
-    except BaseException:
-        if lock:
-            unlock_model_dir(lock)
-        raise
-    trainer.lock = lock
-    return trainer
+    return build_with_lock(args.model_dir, is_chief(strategy),
+                           lambda: Pretrainer(args, strategy))
 
 
 def release(trainer):
